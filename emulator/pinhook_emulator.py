@@ -1,0 +1,746 @@
+"""pinhook's local AWS emulator: moto in server mode, made as strict as AWS where pinhook depends on it.
+
+moto is looser than AWS in exactly the places where pinhook's safety lives. This module patches
+moto's EC2 and Auto Scaling backends so that, like AWS:
+
+* AttachNetworkInterface refuses an ENI that is in use (InvalidNetworkInterface.InUse), a device
+  index the instance already uses (InvalidParameterValue) and an ENI in another Availability Zone
+  (InvalidParameterCombination). Every API request runs under one lock, so two claims of the same
+  ENI are serialised as AWS serialises them: one wins, the other gets the error.
+* An attachment goes through `attaching` before `attached`, a detachment through `detaching`
+  before the ENI is `available`; the primary interface (device index 0) can never be detached;
+  a terminated instance leaves its secondary ENIs `available`.
+* A group with a launch hook puts each new instance in `Pending:Wait` with a lifecycle action
+  token (one per hook), a group with a terminate hook puts leaving instances in
+  `Terminating:Wait`. CompleteLifecycleAction (by token or instance id) and
+  RecordLifecycleActionHeartbeat exist and answer an unknown or used token with AWS's
+  ValidationError "No active Lifecycle Action found ...". A wait that is not completed or
+  heartbeated within the hook's HeartbeatTimeout ends with the hook's DefaultResult.
+* PutLifecycleHook keeps NotificationMetadata, and unassociated Elastic IPs carry no instance id.
+* New instances of a group are spread over the group's subnets (and so its AZs) as AWS balances
+  them, instead of all landing in the first subnet.
+
+Beyond AWS's API it serves a small control API under /_pinhook/ for demos and tests: the pending
+lifecycle actions with the EventBridge event AWS would send for each, a one-shot "concurrent
+claimer" that takes an ENI just before an instance's AttachNetworkInterface lands, and per-action
+call counts. It binds to 127.0.0.1 only and exits when the process that started it exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Callable
+from urllib.parse import parse_qs
+
+from moto.autoscaling import models as asg_models
+from moto.autoscaling.exceptions import ValidationError
+from moto.autoscaling.responses import AutoScalingResponse
+from moto.core.responses import EmptyResult
+from moto.ec2.exceptions import EC2ClientError, InvalidNetworkAttachmentIdError
+from moto.ec2.models import elastic_ip_addresses, elastic_network_interfaces
+from moto.ec2.models.instances import Instance
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server
+
+LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
+TERMINATING = "autoscaling:EC2_INSTANCE_TERMINATING"
+DETAIL_TYPE = {
+    LAUNCHING: "EC2 Instance-launch Lifecycle Action",
+    TERMINATING: "EC2 Instance-terminate Lifecycle Action",
+}
+WAIT_STATE = {LAUNCHING: "Pending:Wait", TERMINATING: "Terminating:Wait"}
+# Instances in these states count towards the desired capacity, as in AWS.
+COUNTED_STATES = {"Pending", "Pending:Wait", "Pending:Proceed", "InService"}
+
+# One lock for every API request and every timed state change: each AWS call is atomic.
+LOCK = threading.RLock()
+
+
+class Settings:
+    """Delays of the asynchronous EC2 state changes, in seconds."""
+
+    attach_delay = 0.2
+    detach_delay = 0.3
+
+
+SETTINGS = Settings()
+
+
+def now() -> float:
+    return time.time()
+
+
+def later(delay: float, fn: Callable[[], None]) -> None:
+    """Run fn under the lock after delay seconds (at once when delay is 0)."""
+
+    def run() -> None:
+        with LOCK:
+            fn()
+
+    if delay <= 0:
+        run()
+        return
+    timer = threading.Timer(delay, run)
+    timer.daemon = True
+    timer.start()
+
+
+# --------------------------------------------------------------------------------------------
+# EC2: network interfaces
+
+
+def attachment_status(eni: Any) -> str:
+    return getattr(eni, "pinhook_attachment_status", "attached")
+
+
+_original_attachment_init = elastic_network_interfaces.Attachment.__init__
+
+
+def attachment_init(self: Any, eni: Any) -> None:
+    _original_attachment_init(self, eni)
+    self.status = attachment_status(eni)
+
+
+def strict_attach(self: Any, eni_id: str, instance_id: str, device_index: int) -> Any:
+    eni = self.get_network_interface(eni_id)
+    instance = self.get_instance(instance_id)
+    device_index = int(device_index)
+    CLAIMERS.before_attach(self, instance, eni)
+    if eni.instance is not None or eni.status != "available":
+        raise EC2ClientError("InvalidNetworkInterface.InUse", f"Interface: [{eni.id}] in use.")
+    if device_index in instance.nics:
+        raise EC2ClientError(
+            "InvalidParameterValue",
+            f"Instance '{instance.id}' already has an interface attached at device index "
+            f"'{device_index}'.",
+        )
+    if eni.subnet.availability_zone != instance.availability_zone:
+        raise EC2ClientError(
+            "InvalidParameterCombination",
+            "You may not attach a network interface to an instance if they are not in the "
+            "same availability zone",
+        )
+    if instance.state != "running" and instance.state != "stopped":
+        raise EC2ClientError(
+            "IncorrectInstanceState",
+            f"The instance '{instance.id}' is not in a valid state for this operation.",
+        )
+    instance.attach_eni(eni, device_index)
+    eni.pinhook_attachment_status = "attaching"
+    attachment_id = eni.attachment_id
+
+    def settle() -> None:
+        if eni.attachment_id == attachment_id and attachment_status(eni) == "attaching":
+            eni.pinhook_attachment_status = "attached"
+
+    later(SETTINGS.attach_delay, settle)
+    return eni.attachment
+
+
+def strict_detach(self: Any, attachment_id: str) -> None:
+    eni = next((e for e in self.enis.values() if e.attachment_id == attachment_id), None)
+    if eni is None or eni.instance is None:
+        raise InvalidNetworkAttachmentIdError(attachment_id)
+    if eni.device_index == 0:
+        raise EC2ClientError(
+            "OperationNotPermitted",
+            "The network interface at device index 0 and networkCard index 0 cannot be detached.",
+        )
+    if attachment_status(eni) == "detaching":
+        return
+    eni.pinhook_attachment_status = "detaching"
+
+    def settle() -> None:
+        if eni.attachment_id == attachment_id and eni.instance is not None:
+            eni.instance.detach_eni(eni)
+            eni.pinhook_attachment_status = "attached"
+
+    later(SETTINGS.detach_delay, settle)
+
+
+_original_terminate = Instance.terminate
+
+
+def terminate_releasing_enis(self: Any) -> Any:
+    """AWS detaches the secondary interfaces of a terminated instance; moto leaves them in use."""
+    previous = _original_terminate(self)
+    for eni in list(self.nics.values()):
+        if eni.device_index != 0 and not eni.delete_on_termination:
+            self.detach_eni(eni)
+            eni.pinhook_attachment_status = "attached"
+    return previous
+
+
+def address_instance_id(self: Any) -> str | None:
+    return self.instance.id if self.instance else None
+
+
+def address_network_interface_id(self: Any) -> str | None:
+    return self.eni.id if self.eni else None
+
+
+class Claimers:
+    """One-shot concurrent claimers: before instance X's next AttachNetworkInterface lands,
+    instance Y takes the very ENI X asked for, as a second claimer racing X would."""
+
+    def __init__(self) -> None:
+        self.rules: dict[str, str] = {}
+        self.fired: list[dict[str, str]] = []
+
+    def arm(self, victim: str, winner: str) -> None:
+        self.rules[victim] = winner
+
+    def before_attach(self, backend: Any, instance: Any, eni: Any) -> None:
+        winner_id = self.rules.pop(instance.id, None)
+        if winner_id is None or eni.instance is not None:
+            return
+        winner = backend.get_instance(winner_id)
+        index = 1
+        while index in winner.nics:
+            index += 1
+        winner.attach_eni(eni, index)
+        eni.pinhook_attachment_status = "attached"
+        self.fired.append({"victim": instance.id, "winner": winner_id, "eni": eni.id})
+
+
+CLAIMERS = Claimers()
+
+
+# --------------------------------------------------------------------------------------------
+# Auto Scaling: lifecycle hooks and actions
+
+
+class Action:
+    def __init__(self, group: Any, hook: Any, state: Any, transition: str) -> None:
+        self.token = str(uuid.uuid4())
+        self.group = group
+        self.group_name = group.name
+        self.hook_name = hook.name
+        self.instance_id = state.instance.id
+        self.transition = transition
+        self.metadata = getattr(hook, "notification_metadata", None)
+        self.heartbeat_timeout = int(hook.heartbeat_timeout)
+        self.default_result = hook.default_result
+        self.started = now()
+        self.deadline = self.started + self.heartbeat_timeout
+        self.global_deadline = self.started + min(172800, 100 * self.heartbeat_timeout)
+        self.result: str | None = None
+        self.ended_by: str | None = None
+        self.complete_calls = {"accepted": 0, "rejected": 0}
+        self.heartbeats = 0
+        self.time = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace(
+            "+00:00", "Z"
+        )
+
+    @property
+    def pending(self) -> bool:
+        return self.result is None
+
+    def event(self) -> dict[str, Any]:
+        detail = {
+            "LifecycleActionToken": self.token,
+            "AutoScalingGroupName": self.group_name,
+            "LifecycleHookName": self.hook_name,
+            "EC2InstanceId": self.instance_id,
+            "LifecycleTransition": self.transition,
+            "Origin": "EC2" if self.transition == LAUNCHING else "AutoScalingGroup",
+            "Destination": "AutoScalingGroup" if self.transition == LAUNCHING else "EC2",
+        }
+        if self.metadata is not None:
+            detail["NotificationMetadata"] = self.metadata
+        return {
+            "version": "0",
+            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, self.token)),
+            "detail-type": DETAIL_TYPE[self.transition],
+            "source": "aws.autoscaling",
+            "account": self.group.account_id,
+            "time": self.time,
+            "region": self.group.region,
+            "resources": [self.group.arn],
+            "detail": detail,
+        }
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "token": self.token,
+            "group": self.group_name,
+            "hook": self.hook_name,
+            "instance_id": self.instance_id,
+            "transition": self.transition,
+            "pending": self.pending,
+            "result": self.result,
+            "ended_by": self.ended_by,
+            "complete_calls": dict(self.complete_calls),
+            "heartbeats": self.heartbeats,
+            "event": self.event(),
+        }
+
+
+class Lifecycle:
+    """Every lifecycle action the emulator has started, pending or ended."""
+
+    def __init__(self) -> None:
+        self.actions: list[Action] = []
+
+    def hooks(self, group: Any, transition: str) -> list[Any]:
+        backend = group.autoscaling_backend
+        return [
+            hook
+            for hook in backend.lifecycle_hooks.values()
+            if hook.auto_scaling_group_name == group.name
+            and hook.lifecycle_transition == transition
+        ]
+
+    def start(self, group: Any, state: Any, transition: str) -> None:
+        hooks = self.hooks(group, transition)
+        if not hooks:
+            self.proceed(group, state, transition, "CONTINUE")
+            return
+        state.lifecycle_state = WAIT_STATE[transition]
+        for hook in hooks:
+            self.actions.append(Action(group, hook, state, transition))
+
+    def find(self, token: str | None, group: str, hook: str, instance_id: str | None) -> Action:
+        for action in self.actions:
+            if not action.pending:
+                continue
+            if action.group_name != group or action.hook_name != hook:
+                continue
+            if token and action.token == token:
+                return action
+            if not token and instance_id and action.instance_id == instance_id:
+                return action
+        if token:
+            raise ValidationError(f"No active Lifecycle Action found with token {token}")
+        raise ValidationError(f"No active Lifecycle Action found with instance ID {instance_id}")
+
+    def record_rejected(self, token: str | None, instance_id: str | None) -> None:
+        for action in self.actions:
+            if (token and action.token == token) or (
+                not token and instance_id and action.instance_id == instance_id
+            ):
+                action.complete_calls["rejected"] += 1
+                return
+
+    def end(self, action: Action, result: str, ended_by: str) -> None:
+        action.result = result
+        action.ended_by = ended_by
+        siblings = [
+            a
+            for a in self.actions
+            if a.instance_id == action.instance_id and a.transition == action.transition
+        ]
+        if any(a.pending for a in siblings):
+            return
+        group = action.group
+        state = next(
+            (s for s in group.instance_states if s.instance.id == action.instance_id), None
+        )
+        if state is None:
+            return
+        final = "ABANDON" if any(a.result == "ABANDON" for a in siblings) else "CONTINUE"
+        self.proceed(group, state, action.transition, final)
+
+    def proceed(self, group: Any, state: Any, transition: str, result: str) -> None:
+        if transition == LAUNCHING and result == "CONTINUE":
+            state.lifecycle_state = "InService"
+            return
+        # A terminating instance ends whatever the result; an abandoned launch is terminated
+        # (the emulator does not launch a replacement, so tests see exactly what happened).
+        group.instance_states = [s for s in group.instance_states if s is not state]
+        group.autoscaling_backend.ec2_backend.terminate_instances([state.instance.id])
+
+    def expire(self) -> None:
+        t = now()
+        for action in list(self.actions):
+            if action.pending and (t >= action.deadline or t >= action.global_deadline):
+                self.end(action, action.default_result, "timeout")
+
+
+LIFECYCLE = Lifecycle()
+
+
+def launch_balanced(self: Any, count_needed: int, propagated_tags: dict[str, str]) -> None:
+    """Launch count_needed instances spread over the group's subnets, like AWS's AZ balancing."""
+    propagated_tags = dict(propagated_tags)
+    propagated_tags[asg_models.ASG_NAME_TAG] = self.name
+    propagated_tags.update(self.instance_tags)
+    ec2 = self.autoscaling_backend.ec2_backend
+    subnets = [s.strip() for s in (self.vpc_zone_identifier or "").split(",") if s.strip()]
+    placements = [(s, ec2.get_subnet(s).availability_zone) for s in subnets] or [
+        (None, az) for az in self.availability_zones
+    ]
+    associate_public_ip = (
+        self.launch_config.associate_public_ip_address if self.launch_config else None
+    )
+    launch_template = None
+    if self.ec2_launch_template:
+        if self.ec2_launch_template.id:
+            launch_template = {"LaunchTemplateId": self.ec2_launch_template.id}
+        elif self.ec2_launch_template.name:
+            launch_template = {"LaunchTemplateName": self.ec2_launch_template.name}
+    for _ in range(count_needed):
+        load = {az: 0 for _, az in placements}
+        for state in self.instance_states:
+            if state.lifecycle_state in COUNTED_STATES and state.instance.availability_zone in load:
+                load[state.instance.availability_zone] += 1
+        subnet_id, az = min(placements, key=lambda p: load[p[1]])
+        reservation = ec2.run_instances(
+            self.image_id,
+            1,
+            self.user_data,
+            self.security_groups,
+            instance_type=self.instance_type,
+            tags={"instance": propagated_tags},
+            placement=az,
+            launch_config=self.launch_config,
+            launch_template=launch_template,
+            is_instance_type_default=False,
+            associate_public_ip=associate_public_ip,
+            subnet_id=subnet_id,
+        )
+        for instance in reservation.instances:
+            instance.autoscaling_group = self
+            state = asg_models.InstanceState(
+                instance,
+                lifecycle_state="Pending",
+                protected_from_scale_in=self.new_instances_protected_from_scale_in,
+            )
+            self.instance_states.append(state)
+            LIFECYCLE.start(self, state, LAUNCHING)
+
+
+def set_desired_capacity_with_hooks(self: Any, new_capacity: int | None) -> None:
+    """Scale to the desired capacity; leaving instances go through the terminate hooks."""
+    self.desired_capacity = self.min_size if new_capacity is None else new_capacity
+    counted = [s for s in self.instance_states if s.lifecycle_state in COUNTED_STATES]
+    delta = (self.desired_capacity or 0) - len(counted)
+    if delta > 0:
+        self.replace_autoscaling_group_instances(delta, self.get_propagated_tags())
+    for _ in range(-delta):
+        candidates = [s for s in counted if not s.protected_from_scale_in]
+        if not candidates:
+            break
+        # AWS's default policy: leave the AZ with the most instances first.
+        per_az: dict[str, int] = {}
+        for s in candidates:
+            per_az[s.instance.availability_zone] = per_az.get(s.instance.availability_zone, 0) + 1
+        busiest = max(per_az, key=lambda az: per_az[az])
+        victim = next(s for s in candidates if s.instance.availability_zone == busiest)
+        counted.remove(victim)
+        begin_termination(self, victim)
+    backend = self.autoscaling_backend
+    if self.name in backend.autoscaling_groups:
+        backend.update_attached_elbs(self.name)
+        backend.update_attached_target_groups(self.name)
+
+
+def begin_termination(group: Any, state: Any) -> None:
+    state.lifecycle_state = "Terminating"
+    LIFECYCLE.start(group, state, TERMINATING)
+
+
+def terminate_instance_with_hooks(self: Any, instance_id: str, should_decrement: bool) -> Any:
+    state = next(
+        (s for g in self.autoscaling_groups.values() for s in g.instance_states
+         if s.instance.id == instance_id),
+        None,
+    )
+    if state is None:
+        raise ValidationError(f"Instance Id not found - No managed instance found for instance ID: {instance_id}")
+    group = state.instance.autoscaling_group
+    original_size = group.desired_capacity
+    if should_decrement:
+        group.desired_capacity = max(0, (group.desired_capacity or 0) - 1)
+    begin_termination(group, state)
+    if not should_decrement:
+        counted = [s for s in group.instance_states if s.lifecycle_state in COUNTED_STATES]
+        missing = (group.desired_capacity or 0) - len(counted)
+        if missing > 0:
+            group.replace_autoscaling_group_instances(missing, group.get_propagated_tags())
+    return asg_models.TerminateInstanceActivity(state.instance, original_size)
+
+
+def put_lifecycle_hook(self: Any) -> Any:
+    name = self._get_param("LifecycleHookName")
+    group_name = self._get_param("AutoScalingGroupName")
+    if group_name not in self.autoscaling_backend.autoscaling_groups:
+        raise ValidationError(f"Group {group_name} not found")
+    existing = self.autoscaling_backend.lifecycle_hooks.get(f"{group_name}_{name}")
+    transition = self._get_param("LifecycleTransition") or (
+        existing.lifecycle_transition if existing else None
+    )
+    if transition not in (LAUNCHING, TERMINATING):
+        raise ValidationError(
+            "1 validation error detected: Value at 'lifecycleTransition' failed to satisfy "
+            "constraint: Member must be autoscaling:EC2_INSTANCE_LAUNCHING or "
+            "autoscaling:EC2_INSTANCE_TERMINATING"
+        )
+    timeout = self._get_int_param("HeartbeatTimeout")
+    if timeout is None and existing is not None:
+        timeout = existing.heartbeat_timeout
+    if timeout is not None and not 30 <= int(timeout) <= 7200:
+        raise ValidationError(
+            f"Heartbeat timeout {timeout} is not valid: it must be between 30 and 7200 seconds"
+        )
+    result = self._get_param("DefaultResult") or (existing.default_result if existing else None)
+    if result is not None and result not in ("CONTINUE", "ABANDON"):
+        raise ValidationError(f"Invalid default result {result}: must be CONTINUE or ABANDON")
+    metadata = self._get_param("NotificationMetadata")
+    if metadata is None and existing is not None:
+        metadata = getattr(existing, "notification_metadata", None)
+    if metadata is not None and len(metadata) > 1023:
+        raise ValidationError("NotificationMetadata must be at most 1023 characters")
+    hook = self.autoscaling_backend.create_lifecycle_hook(
+        name=name, as_name=group_name, transition=transition, timeout=timeout, result=result
+    )
+    hook.notification_metadata = metadata
+    hook.notification_target_arn = self._get_param("NotificationTargetARN")
+    hook.role_arn = self._get_param("RoleARN")
+    return EmptyResult()
+
+
+def complete_lifecycle_action(self: Any) -> Any:
+    token = self._get_param("LifecycleActionToken")
+    instance_id = self._get_param("InstanceId")
+    result = self._get_param("LifecycleActionResult")
+    if result not in ("CONTINUE", "ABANDON"):
+        raise ValidationError(f"Invalid lifecycle action result {result}: must be CONTINUE or ABANDON")
+    if not token and not instance_id:
+        raise ValidationError("Either LifecycleActionToken or InstanceId must be given")
+    try:
+        action = LIFECYCLE.find(
+            token,
+            self._get_param("AutoScalingGroupName"),
+            self._get_param("LifecycleHookName"),
+            instance_id,
+        )
+    except ValidationError:
+        LIFECYCLE.record_rejected(token, instance_id)
+        raise
+    action.complete_calls["accepted"] += 1
+    LIFECYCLE.end(action, result, "CompleteLifecycleAction")
+    return EmptyResult()
+
+
+def record_lifecycle_action_heartbeat(self: Any) -> Any:
+    token = self._get_param("LifecycleActionToken")
+    instance_id = self._get_param("InstanceId")
+    action = LIFECYCLE.find(
+        token,
+        self._get_param("AutoScalingGroupName"),
+        self._get_param("LifecycleHookName"),
+        instance_id,
+    )
+    action.heartbeats += 1
+    action.deadline = min(now() + action.heartbeat_timeout, action.global_deadline)
+    return EmptyResult()
+
+
+def group_or_validation_error(self: Any, group_name: str) -> Any:
+    group = self.autoscaling_groups.get(group_name)
+    if group is None:
+        raise ValidationError(f"AutoScalingGroup name not found - AutoScalingGroup '{group_name}' not found")
+    return group
+
+
+def describe_warm_pool(self: Any, group_name: str) -> Any:
+    """moto answers an unknown group with a 500; AWS with a ValidationError."""
+    return group_or_validation_error(self, group_name).get_warm_pool()
+
+
+def install_patches() -> None:
+    elastic_network_interfaces.Attachment.__init__ = attachment_init
+    elastic_network_interfaces.NetworkInterfaceBackend.attach_network_interface = strict_attach
+    elastic_network_interfaces.NetworkInterfaceBackend.detach_network_interface = strict_detach
+    Instance.terminate = terminate_releasing_enis
+    elastic_ip_addresses.ElasticAddress.instance_id = property(address_instance_id)
+    elastic_ip_addresses.ElasticAddress.network_interface_id = property(
+        address_network_interface_id
+    )
+    asg_models.FakeAutoScalingGroup.replace_autoscaling_group_instances = launch_balanced
+    asg_models.FakeAutoScalingGroup.set_desired_capacity = set_desired_capacity_with_hooks
+    asg_models.AutoScalingBackend.terminate_instance = terminate_instance_with_hooks
+    asg_models.AutoScalingBackend.describe_warm_pool = describe_warm_pool
+    AutoScalingResponse.put_lifecycle_hook = put_lifecycle_hook
+    AutoScalingResponse.complete_lifecycle_action = complete_lifecycle_action
+    AutoScalingResponse.record_lifecycle_action_heartbeat = record_lifecycle_action_heartbeat
+
+
+# --------------------------------------------------------------------------------------------
+# The server: one lock around moto, the control API beside it
+
+
+class Calls:
+    def __init__(self) -> None:
+        self.by_action: dict[str, int] = {}
+
+    def count(self, action: str) -> None:
+        self.by_action[action] = self.by_action.get(action, 0) + 1
+
+
+CALLS = Calls()
+
+
+def request_action(environ: dict[str, Any], body: bytes) -> str:
+    query = parse_qs(environ.get("QUERY_STRING", ""))
+    form = parse_qs(body.decode("utf-8", "replace")) if body else {}
+    values = form.get("Action") or query.get("Action")
+    if values:
+        return values[0]
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    return target.rsplit(".", 1)[-1] if target else "unknown"
+
+
+class Emulator:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_pinhook/"):
+            return self.control(environ, start_response, path[len("/_pinhook/") :])
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        action = request_action(environ, body)
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            captured["status"] = status
+            captured["headers"] = headers
+            return lambda _data: None
+
+        with LOCK:
+            CALLS.count(action)
+            LIFECYCLE.expire()
+            chunks = self.app(environ, capture)
+            try:
+                payload = b"".join(chunks)
+            finally:
+                close = getattr(chunks, "close", None)
+                if close:
+                    close()
+        start_response(captured["status"], captured["headers"])
+        return [payload]
+
+    def control(self, environ: dict[str, Any], start_response: Any, route: str) -> Any:
+        method = environ.get("REQUEST_METHOD", "GET")
+        query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            return reply(start_response, 400, {"error": "the body is not JSON"})
+        with LOCK:
+            LIFECYCLE.expire()
+            if route == "health":
+                return reply(start_response, 200, {"status": "ok"})
+            if route == "lifecycle-actions" and method == "GET":
+                actions = [
+                    a.describe()
+                    for a in LIFECYCLE.actions
+                    if (query.get("all") == "1" or a.pending)
+                    and (not query.get("group") or a.group_name == query["group"])
+                    and (not query.get("instance") or a.instance_id == query["instance"])
+                ]
+                return reply(start_response, 200, {"actions": actions})
+            if route == "claimers" and method == "POST":
+                victim, winner = body.get("instance_id"), body.get("by_instance_id")
+                if not victim or not winner:
+                    return reply(start_response, 400, {"error": "need instance_id and by_instance_id"})
+                CLAIMERS.arm(victim, winner)
+                return reply(start_response, 200, {"armed": {"victim": victim, "winner": winner}})
+            if route == "claimers" and method == "GET":
+                return reply(start_response, 200, {"fired": CLAIMERS.fired, "armed": CLAIMERS.rules})
+            if route == "calls" and method == "GET":
+                return reply(start_response, 200, {"calls": CALLS.by_action})
+            if route == "settings" and method == "POST":
+                for key in ("attach_delay", "detach_delay"):
+                    if key in body:
+                        setattr(SETTINGS, key, float(body[key]))
+                return reply(start_response, 200, {"attach_delay": SETTINGS.attach_delay,
+                                                   "detach_delay": SETTINGS.detach_delay})
+        return reply(start_response, 404, {"error": f"no control route {method} /_pinhook/{route}"})
+
+
+def reply(start_response: Any, status: int, body: dict[str, Any]) -> list[bytes]:
+    data = json.dumps(body).encode()
+    reason = {200: "OK", 400: "Bad Request", 404: "Not Found"}[status]
+    start_response(
+        f"{status} {reason}",
+        [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
+    )
+    return [data]
+
+
+def watch_parent(pid: int, server: Any) -> None:
+    """Stop serving when the process that started the emulator is gone."""
+
+    def loop() -> None:
+        while True:
+            time.sleep(0.5)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                server.shutdown()
+                return
+            except PermissionError:
+                pass
+
+    threading.Thread(target=loop, daemon=True).start()
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=5055, help="0 picks a free port")
+    parser.add_argument("--port-file", help="write the chosen port here once serving")
+    parser.add_argument("--parent-pid", type=int, help="exit when this process exits")
+    parser.add_argument("--attach-delay", type=float, default=SETTINGS.attach_delay)
+    parser.add_argument("--detach-delay", type=float, default=SETTINGS.detach_delay)
+    args = parser.parse_args(argv)
+    SETTINGS.attach_delay = args.attach_delay
+    SETTINGS.detach_delay = args.detach_delay
+
+    install_patches()
+    app = Emulator(DomainDispatcherApplication(create_backend_app))
+    server = make_server("127.0.0.1", args.port, app, threaded=True, request_handler=quiet_handler())
+    port = server.server_address[1]
+    if args.port_file:
+        tmp = f"{args.port_file}.tmp"
+        with open(tmp, "w") as f:
+            f.write(f"{port}\n")
+        os.replace(tmp, args.port_file)
+    if args.parent_pid:
+        watch_parent(args.parent_pid, server)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    print(f"pinhook emulator listening on http://127.0.0.1:{port}", flush=True)
+    server.serve_forever()
+    return 0
+
+
+def quiet_handler() -> type:
+    class Handler(MotoRequestHandler):
+        def log_request(self, code: Any = "-", size: Any = "-") -> None:
+            if os.environ.get("PINHOOK_EMULATOR_VERBOSE"):
+                super().log_request(code, size)
+
+    return Handler
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,192 @@
+//! The Auto Scaling adapter: instances, hooks and lifecycle actions, on the AWS SDK.
+
+use tracing::{instrument, warn};
+
+use super::{AutoScalingApi, AwsError, sdk_error};
+use crate::model::{ActionRef, GroupInstance, InstanceId, LifecycleResult, LifecycleState};
+
+/// DescribeAutoScalingInstances takes at most 50 instance ids per call.
+const DESCRIBE_BATCH: usize = 50;
+
+/// [`AutoScalingApi`] on the AWS SDK for Rust.
+#[derive(Debug, Clone)]
+pub struct AutoScalingClient {
+    client: aws_sdk_autoscaling::Client,
+}
+
+impl AutoScalingClient {
+    pub fn new(client: aws_sdk_autoscaling::Client) -> Self {
+        Self { client }
+    }
+}
+
+impl AutoScalingApi for AutoScalingClient {
+    #[instrument(level = "debug", skip(self))]
+    async fn describe_instances(
+        &self,
+        instances: &[InstanceId],
+    ) -> Result<Vec<GroupInstance>, AwsError> {
+        const OP: &str = "autoscaling:DescribeAutoScalingInstances";
+        let mut found = Vec::new();
+        for batch in instances.chunks(DESCRIBE_BATCH) {
+            let mut pages = self
+                .client
+                .describe_auto_scaling_instances()
+                .set_instance_ids(Some(batch.iter().map(|i| i.as_str().to_owned()).collect()))
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| sdk_error(OP, e))?;
+                for details in page.auto_scaling_instances() {
+                    let instance = group_instance(
+                        details.instance_id(),
+                        details.auto_scaling_group_name(),
+                        details.availability_zone(),
+                        details.lifecycle_state(),
+                        details.health_status(),
+                    );
+                    match instance {
+                        Some(instance) if batch.contains(&instance.instance) => {
+                            found.push(instance)
+                        }
+                        Some(_) => {}
+                        None => warn!(
+                            ?details,
+                            "skipping an Auto Scaling instance AWS described only in part"
+                        ),
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    #[instrument(level = "debug", skip(self))]
+    async fn warm_pool_instances(&self, group: &str) -> Result<Vec<GroupInstance>, AwsError> {
+        const OP: &str = "autoscaling:DescribeWarmPool";
+        let mut found = Vec::new();
+        let mut next_token: Option<String> = None;
+        loop {
+            let output = self
+                .client
+                .describe_warm_pool()
+                .auto_scaling_group_name(group)
+                .set_next_token(next_token.take())
+                .send()
+                .await;
+            let output = match output {
+                Ok(output) => output,
+                Err(err) => {
+                    let err = sdk_error(OP, err);
+                    // A group that does not exist has no warm pool instances.
+                    if err.code.as_deref() == Some("ValidationError")
+                        && err
+                            .message
+                            .as_deref()
+                            .is_some_and(|m| m.contains("not found"))
+                    {
+                        return Ok(Vec::new());
+                    }
+                    return Err(err);
+                }
+            };
+            for instance in output.instances() {
+                let state = instance.lifecycle_state().map(|s| s.as_str());
+                match group_instance(
+                    instance.instance_id(),
+                    Some(group),
+                    instance.availability_zone(),
+                    state,
+                    instance.health_status(),
+                ) {
+                    Some(instance) => found.push(instance),
+                    None => warn!(
+                        ?instance,
+                        "skipping a warm pool instance AWS described only in part"
+                    ),
+                }
+            }
+            match output.next_token() {
+                Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
+                _ => return Ok(found),
+            }
+        }
+    }
+
+    #[instrument(level = "debug", skip(self))]
+    async fn hook_metadata(&self, group: &str, hook: &str) -> Result<Option<String>, AwsError> {
+        let output = self
+            .client
+            .describe_lifecycle_hooks()
+            .auto_scaling_group_name(group)
+            .lifecycle_hook_names(hook)
+            .send()
+            .await
+            .map_err(|e| sdk_error("autoscaling:DescribeLifecycleHooks", e))?;
+        Ok(output
+            .lifecycle_hooks()
+            .iter()
+            .find(|h| h.lifecycle_hook_name() == Some(hook))
+            .and_then(|h| h.notification_metadata())
+            .map(str::to_owned))
+    }
+
+    #[instrument(level = "debug", skip(self))]
+    async fn complete_lifecycle_action(
+        &self,
+        action: &ActionRef,
+        result: LifecycleResult,
+    ) -> Result<(), AwsError> {
+        let request = self
+            .client
+            .complete_lifecycle_action()
+            .auto_scaling_group_name(&action.group)
+            .lifecycle_hook_name(&action.hook)
+            .lifecycle_action_result(result.as_str());
+        let request = match &action.token {
+            Some(token) => request.lifecycle_action_token(token),
+            None => request.instance_id(action.instance.as_str()),
+        };
+        request
+            .send()
+            .await
+            .map_err(|e| sdk_error("autoscaling:CompleteLifecycleAction", e))?;
+        Ok(())
+    }
+
+    #[instrument(level = "debug", skip(self))]
+    async fn record_heartbeat(&self, action: &ActionRef) -> Result<(), AwsError> {
+        let request = self
+            .client
+            .record_lifecycle_action_heartbeat()
+            .auto_scaling_group_name(&action.group)
+            .lifecycle_hook_name(&action.hook);
+        let request = match &action.token {
+            Some(token) => request.lifecycle_action_token(token),
+            None => request.instance_id(action.instance.as_str()),
+        };
+        request
+            .send()
+            .await
+            .map_err(|e| sdk_error("autoscaling:RecordLifecycleActionHeartbeat", e))?;
+        Ok(())
+    }
+}
+
+/// Builds a [`GroupInstance`] from what AWS returned; `None` if a field pinhook needs is missing.
+fn group_instance(
+    instance: Option<&str>,
+    group: Option<&str>,
+    availability_zone: Option<&str>,
+    state: Option<&str>,
+    health: Option<&str>,
+) -> Option<GroupInstance> {
+    Some(GroupInstance {
+        instance: InstanceId::parse(instance?).ok()?,
+        group: group?.to_owned(),
+        availability_zone: availability_zone?.to_owned(),
+        state: LifecycleState::parse(state?),
+        // DescribeAutoScalingInstances says HEALTHY, DescribeAutoScalingGroups says Healthy.
+        healthy: health.is_some_and(|h| h.eq_ignore_ascii_case("healthy")),
+    })
+}

@@ -1,0 +1,177 @@
+//! The EC2 adapter: network interfaces and tags, on the AWS SDK.
+
+use aws_sdk_ec2::types::{Filter, NetworkInterface, Tag};
+use tracing::{instrument, warn};
+
+use super::{AwsError, Ec2Api, EniFilter, sdk_error};
+use crate::config::{HOLDER_TAG, POOL_TAG};
+use crate::model::{Attachment, AttachmentId, AttachmentStatus, Eni, EniId, InstanceId};
+
+/// [`Ec2Api`] on the AWS SDK for Rust.
+#[derive(Debug, Clone)]
+pub struct Ec2Client {
+    client: aws_sdk_ec2::Client,
+}
+
+impl Ec2Client {
+    pub fn new(client: aws_sdk_ec2::Client) -> Self {
+        Self { client }
+    }
+}
+
+fn filter(name: &str, value: &str) -> Filter {
+    Filter::builder().name(name).values(value).build()
+}
+
+impl Ec2Api for Ec2Client {
+    #[instrument(level = "debug", skip(self))]
+    async fn network_interfaces(&self, which: &EniFilter) -> Result<Vec<Eni>, AwsError> {
+        const OP: &str = "ec2:DescribeNetworkInterfaces";
+        let filter = match which {
+            EniFilter::AttachedTo(instance) => filter("attachment.instance-id", instance.as_str()),
+            EniFilter::HeldBy(instance) => filter(&format!("tag:{HOLDER_TAG}"), instance.as_str()),
+            EniFilter::Pool(pool) => filter(&format!("tag:{POOL_TAG}"), pool.as_str()),
+        };
+        let mut pages = self
+            .client
+            .describe_network_interfaces()
+            .filters(filter)
+            .into_paginator()
+            .send();
+        let mut enis = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| sdk_error(OP, e))?;
+            enis.extend(page.network_interfaces().iter().filter_map(eni_from_sdk));
+        }
+        Ok(enis)
+    }
+
+    #[instrument(level = "debug", skip(self))]
+    async fn network_interface(&self, eni: &EniId) -> Result<Option<Eni>, AwsError> {
+        const OP: &str = "ec2:DescribeNetworkInterfaces";
+        let result = self
+            .client
+            .describe_network_interfaces()
+            .network_interface_ids(eni.as_str())
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(output
+                .network_interfaces()
+                .iter()
+                .filter_map(eni_from_sdk)
+                .find(|found| &found.id == eni)),
+            Err(err) => {
+                let err = sdk_error(OP, err);
+                if err.is(super::ErrorKind::NotFound) {
+                    Ok(None)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    #[instrument(level = "debug", skip(self))]
+    async fn attach_network_interface(
+        &self,
+        eni: &EniId,
+        instance: &InstanceId,
+        device_index: i32,
+    ) -> Result<AttachmentId, AwsError> {
+        const OP: &str = "ec2:AttachNetworkInterface";
+        let output = self
+            .client
+            .attach_network_interface()
+            .network_interface_id(eni.as_str())
+            .instance_id(instance.as_str())
+            .device_index(device_index)
+            .send()
+            .await
+            .map_err(|e| sdk_error(OP, e))?;
+        output
+            .attachment_id()
+            .and_then(|id| AttachmentId::parse(id).ok())
+            .ok_or_else(|| AwsError::unexpected(OP, "the answer has no valid AttachmentId"))
+    }
+
+    #[instrument(level = "debug", skip(self))]
+    async fn detach_network_interface(&self, attachment: &AttachmentId) -> Result<(), AwsError> {
+        self.client
+            .detach_network_interface()
+            .attachment_id(attachment.as_str())
+            .send()
+            .await
+            .map_err(|e| sdk_error("ec2:DetachNetworkInterface", e))?;
+        Ok(())
+    }
+
+    #[instrument(level = "debug", skip(self))]
+    async fn create_tag(&self, resource: &str, key: &str, value: &str) -> Result<(), AwsError> {
+        self.client
+            .create_tags()
+            .resources(resource)
+            .tags(Tag::builder().key(key).value(value).build())
+            .send()
+            .await
+            .map_err(|e| sdk_error("ec2:CreateTags", e))?;
+        Ok(())
+    }
+
+    #[instrument(level = "debug", skip(self))]
+    async fn delete_tag(
+        &self,
+        resource: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<(), AwsError> {
+        let mut tag = Tag::builder().key(key);
+        if let Some(value) = value {
+            tag = tag.value(value);
+        }
+        self.client
+            .delete_tags()
+            .resources(resource)
+            .tags(tag.build())
+            .send()
+            .await
+            .map_err(|e| sdk_error("ec2:DeleteTags", e))?;
+        Ok(())
+    }
+}
+
+/// Converts an SDK network interface; one without a valid id is skipped, with a warning.
+fn eni_from_sdk(eni: &NetworkInterface) -> Option<Eni> {
+    let id = match eni.network_interface_id().map(EniId::parse) {
+        Some(Ok(id)) => id,
+        other => {
+            warn!(network_interface_id = ?other, "skipping a network interface without a valid id");
+            return None;
+        }
+    };
+    let tag = |key: &str| {
+        eni.tag_set()
+            .iter()
+            .find(|t| t.key() == Some(key))
+            .and_then(|t| t.value())
+            .map(str::to_owned)
+    };
+    let attachment = eni.attachment().map(|a| Attachment {
+        id: a
+            .attachment_id()
+            .and_then(|id| AttachmentId::parse(id).ok()),
+        instance: a.instance_id().and_then(|id| InstanceId::parse(id).ok()),
+        device_index: a.device_index(),
+        status: AttachmentStatus::parse(a.status().map(|s| s.as_str()).unwrap_or_default()),
+    });
+    Some(Eni {
+        availability_zone: eni.availability_zone().map(str::to_owned),
+        status: eni.status().map(|s| s.as_str().to_owned()),
+        attachment,
+        mac_address: eni.mac_address().map(str::to_owned),
+        private_ip: eni.private_ip_address().map(str::to_owned),
+        pool: tag(POOL_TAG),
+        holder: tag(HOLDER_TAG),
+        id,
+    })
+}

@@ -1,0 +1,374 @@
+//! Incoming events: EventBridge lifecycle actions become a typed `LifecycleAction`, and
+//! everything else is sorted into what pinhook ignores and what is broken.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::model::{ActionRef, InstanceId, InvalidId, Location, Transition};
+
+pub const SOURCE: &str = "aws.autoscaling";
+pub const LAUNCH_DETAIL_TYPE: &str = "EC2 Instance-launch Lifecycle Action";
+pub const TERMINATE_DETAIL_TYPE: &str = "EC2 Instance-terminate Lifecycle Action";
+pub const TEST_NOTIFICATION: &str = "autoscaling:TEST_NOTIFICATION";
+
+/// The `detail` of an Auto Scaling lifecycle event, as it arrives. Every field is optional here
+/// so that a missing one is reported by name rather than as a generic parse failure.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LifecycleDetail {
+    pub lifecycle_action_token: Option<String>,
+    pub auto_scaling_group_name: Option<String>,
+    pub lifecycle_hook_name: Option<String>,
+    #[serde(rename = "EC2InstanceId")]
+    pub ec2_instance_id: Option<String>,
+    pub lifecycle_transition: Option<String>,
+    pub notification_metadata: Option<String>,
+    pub origin: Option<String>,
+    pub destination: Option<String>,
+    /// Set only on test notifications.
+    pub event: Option<String>,
+}
+
+/// A lifecycle action for one instance, checked field by field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LifecycleAction {
+    pub transition: Transition,
+    pub group: String,
+    pub hook: String,
+    pub instance: InstanceId,
+    pub token: String,
+    pub metadata: Option<String>,
+    pub origin: Option<Location>,
+    pub destination: Option<Location>,
+}
+
+impl LifecycleAction {
+    pub fn action_ref(&self) -> ActionRef {
+        ActionRef {
+            group: self.group.clone(),
+            hook: self.hook.clone(),
+            instance: self.instance.clone(),
+            token: Some(self.token.clone()),
+        }
+    }
+
+    /// A launch whose instance goes into the warm pool rather than into service.
+    pub fn enters_warm_pool(&self) -> bool {
+        self.transition == Transition::Launch && self.destination == Some(Location::WarmPool)
+    }
+}
+
+/// What is wrong with an event that claims to be a lifecycle action.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    #[error("the event is not a valid EventBridge event: {0}")]
+    Envelope(String),
+    #[error("the lifecycle event has no detail.{0}")]
+    Missing(&'static str),
+    #[error("detail.{field} is {value:?}: expected {expected}")]
+    Invalid {
+        field: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("detail.EC2InstanceId: {0}")]
+    Instance(#[from] InvalidId),
+}
+
+/// An event sorted by what pinhook does with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming {
+    /// A lifecycle action to act on.
+    Action(Box<LifecycleAction>),
+    /// `autoscaling:TEST_NOTIFICATION`: acknowledged and ignored.
+    TestNotification { group: Option<String> },
+    /// Anything that is not a lifecycle action for an instance: acknowledged and ignored.
+    NotLifecycle { reason: String },
+    /// A lifecycle event that cannot be acted on as it stands. `action` is set when the event
+    /// still identifies the lifecycle action, so it can be completed rather than left waiting;
+    /// `transition` when the detail-type says which one it is.
+    Malformed {
+        error: EventError,
+        action: Option<ActionRef>,
+        transition: Option<Transition>,
+        metadata: Option<String>,
+    },
+}
+
+impl Incoming {
+    pub fn parse(value: &Value) -> Self {
+        if is_test_notification(value) {
+            let group = string_at(value, &["detail", "AutoScalingGroupName"])
+                .or_else(|| string_at(value, &["AutoScalingGroupName"]));
+            return Self::TestNotification { group };
+        }
+        let source = string_at(value, &["source"]);
+        let detail_type = string_at(value, &["detail-type"]);
+        let transition = match detail_type.as_deref() {
+            Some(LAUNCH_DETAIL_TYPE) => Transition::Launch,
+            Some(TERMINATE_DETAIL_TYPE) => Transition::Terminate,
+            _ => {
+                return Self::NotLifecycle {
+                    reason: format!(
+                        "source {} with detail-type {} is not an Auto Scaling lifecycle action",
+                        describe(source.as_deref()),
+                        describe(detail_type.as_deref())
+                    ),
+                };
+            }
+        };
+        if source.as_deref() != Some(SOURCE) {
+            return Self::NotLifecycle {
+                reason: format!(
+                    "detail-type {} from source {} rather than {SOURCE}",
+                    describe(detail_type.as_deref()),
+                    describe(source.as_deref())
+                ),
+            };
+        }
+        let malformed = |error: EventError| Self::Malformed {
+            action: partial_ref(value),
+            transition: Some(transition),
+            metadata: string_at(value, &["detail", "NotificationMetadata"]),
+            error,
+        };
+        let event = match EventBridgeEvent::<LifecycleDetail>::deserialize(value) {
+            Ok(event) => event,
+            Err(err) => return malformed(EventError::Envelope(err.to_string())),
+        };
+        match LifecycleAction::from_detail(transition, event.detail) {
+            Ok(action) => Self::Action(Box::new(action)),
+            Err(error) => malformed(error),
+        }
+    }
+}
+
+impl LifecycleAction {
+    fn from_detail(expected: Transition, detail: LifecycleDetail) -> Result<Self, EventError> {
+        let required = |value: Option<String>, field: &'static str| {
+            value
+                .filter(|v| !v.trim().is_empty())
+                .ok_or(EventError::Missing(field))
+        };
+        let group = required(detail.auto_scaling_group_name, "AutoScalingGroupName")?;
+        let hook = required(detail.lifecycle_hook_name, "LifecycleHookName")?;
+        let instance = InstanceId::parse(&required(detail.ec2_instance_id, "EC2InstanceId")?)?;
+        let token = required(detail.lifecycle_action_token, "LifecycleActionToken")?;
+        let raw_transition = required(detail.lifecycle_transition, "LifecycleTransition")?;
+        let transition = Transition::parse(&raw_transition).ok_or(EventError::Invalid {
+            field: "LifecycleTransition",
+            value: raw_transition.clone(),
+            expected: "autoscaling:EC2_INSTANCE_LAUNCHING or autoscaling:EC2_INSTANCE_TERMINATING",
+        })?;
+        if transition != expected {
+            return Err(EventError::Invalid {
+                field: "LifecycleTransition",
+                value: raw_transition,
+                expected: "the transition named by the event's detail-type",
+            });
+        }
+        let location = |value: Option<String>, field: &'static str| {
+            value
+                .map(|v| {
+                    Location::parse(&v).ok_or(EventError::Invalid {
+                        field,
+                        value: v,
+                        expected: "EC2, AutoScalingGroup or WarmPool",
+                    })
+                })
+                .transpose()
+        };
+        Ok(Self {
+            transition,
+            group,
+            hook,
+            instance,
+            token,
+            metadata: detail.notification_metadata,
+            origin: location(detail.origin, "Origin")?,
+            destination: location(detail.destination, "Destination")?,
+        })
+    }
+}
+
+fn is_test_notification(value: &Value) -> bool {
+    string_at(value, &["Event"]).as_deref() == Some(TEST_NOTIFICATION)
+        || string_at(value, &["detail", "Event"]).as_deref() == Some(TEST_NOTIFICATION)
+}
+
+/// The lifecycle action an event names, read leniently from whatever parts of it are intact.
+fn partial_ref(value: &Value) -> Option<ActionRef> {
+    let group = string_at(value, &["detail", "AutoScalingGroupName"])?;
+    let hook = string_at(value, &["detail", "LifecycleHookName"])?;
+    let instance = InstanceId::parse(&string_at(value, &["detail", "EC2InstanceId"])?).ok()?;
+    let token = string_at(value, &["detail", "LifecycleActionToken"]);
+    Some(ActionRef {
+        group,
+        hook,
+        instance,
+        token,
+    })
+}
+
+fn string_at(value: &Value, path: &[&str]) -> Option<String> {
+    let mut current = value;
+    for key in path {
+        current = current.get(key)?;
+    }
+    current
+        .as_str()
+        .filter(|s| !s.trim().is_empty())
+        .map(str::to_owned)
+}
+
+fn describe(value: Option<&str>) -> String {
+    match value {
+        Some(v) => format!("{:?}", v.chars().take(100).collect::<String>()),
+        None => "(none)".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn launch() -> Value {
+        json!({
+            "version": "0",
+            "id": "12345678-1234-1234-1234-123456789012",
+            "detail-type": "EC2 Instance-launch Lifecycle Action",
+            "source": "aws.autoscaling",
+            "account": "123456789012",
+            "time": "2021-01-13T00:12:37.214Z",
+            "region": "us-west-2",
+            "resources": ["arn:aws:autoscaling:us-west-2:123456789012:autoScalingGroup:x:autoScalingGroupName/my-asg"],
+            "detail": {
+                "LifecycleActionToken": "87654321-4321-4321-4321-210987654321",
+                "AutoScalingGroupName": "my-asg",
+                "LifecycleHookName": "my-hook",
+                "EC2InstanceId": "i-1234567890abcdef0",
+                "LifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
+                "NotificationMetadata": "{\"pin\":\"eni\",\"pool\":\"licence\"}",
+                "Origin": "EC2",
+                "Destination": "AutoScalingGroup"
+            }
+        })
+    }
+
+    #[test]
+    fn a_launch_event_becomes_a_typed_action() {
+        let Incoming::Action(action) = Incoming::parse(&launch()) else {
+            panic!("not an action");
+        };
+        assert_eq!(action.transition, Transition::Launch);
+        assert_eq!(action.instance.as_str(), "i-1234567890abcdef0");
+        assert_eq!(action.group, "my-asg");
+        assert_eq!(action.origin, Some(Location::Ec2));
+        assert_eq!(action.destination, Some(Location::AutoScalingGroup));
+        assert!(!action.enters_warm_pool());
+    }
+
+    #[test]
+    fn a_missing_field_is_named_and_the_action_still_identified() {
+        let mut event = launch();
+        event["detail"]
+            .as_object_mut()
+            .unwrap()
+            .remove("LifecycleTransition");
+        let Incoming::Malformed {
+            error,
+            action,
+            transition,
+            ..
+        } = Incoming::parse(&event)
+        else {
+            panic!("not malformed");
+        };
+        assert_eq!(error, EventError::Missing("LifecycleTransition"));
+        assert_eq!(
+            error.to_string(),
+            "the lifecycle event has no detail.LifecycleTransition"
+        );
+        assert_eq!(action.unwrap().instance.as_str(), "i-1234567890abcdef0");
+        assert_eq!(transition, Some(Transition::Launch));
+    }
+
+    #[test]
+    fn a_transition_that_contradicts_the_detail_type_is_refused() {
+        let mut event = launch();
+        event["detail"]["LifecycleTransition"] = json!("autoscaling:EC2_INSTANCE_TERMINATING");
+        assert!(matches!(
+            Incoming::parse(&event),
+            Incoming::Malformed {
+                error: EventError::Invalid {
+                    field: "LifecycleTransition",
+                    ..
+                },
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_bad_instance_id_is_named() {
+        let mut event = launch();
+        event["detail"]["EC2InstanceId"] = json!("not-an-instance");
+        let Incoming::Malformed { error, action, .. } = Incoming::parse(&event) else {
+            panic!("not malformed");
+        };
+        assert!(error.to_string().contains("EC2InstanceId"), "{error}");
+        assert!(action.is_none());
+    }
+
+    #[test]
+    fn test_notifications_are_recognised_wrapped_or_raw() {
+        let raw = json!({"AccountId": "1", "AutoScalingGroupName": "g", "Event": "autoscaling:TEST_NOTIFICATION"});
+        assert_eq!(
+            Incoming::parse(&raw),
+            Incoming::TestNotification {
+                group: Some("g".into())
+            }
+        );
+        let mut wrapped = launch();
+        wrapped["detail"] =
+            json!({"Event": "autoscaling:TEST_NOTIFICATION", "AutoScalingGroupName": "g"});
+        assert!(matches!(
+            Incoming::parse(&wrapped),
+            Incoming::TestNotification { .. }
+        ));
+    }
+
+    #[test]
+    fn other_events_are_not_lifecycle_actions() {
+        for event in [
+            json!({}),
+            json!(null),
+            json!("text"),
+            json!({"source": "aws.ec2", "detail-type": "EC2 Instance State-change Notification", "detail": {}}),
+        ] {
+            assert!(
+                matches!(Incoming::parse(&event), Incoming::NotLifecycle { .. }),
+                "{event}"
+            );
+        }
+        let mut forged = launch();
+        forged["source"] = json!("my.app");
+        let Incoming::NotLifecycle { reason } = Incoming::parse(&forged) else {
+            panic!("accepted a lifecycle action from another source");
+        };
+        assert!(reason.contains("my.app"), "{reason}");
+    }
+
+    #[test]
+    fn a_broken_envelope_is_malformed_but_identified() {
+        let mut event = launch();
+        event["time"] = json!("yesterday");
+        let Incoming::Malformed { error, action, .. } = Incoming::parse(&event) else {
+            panic!("not malformed");
+        };
+        assert!(matches!(error, EventError::Envelope(_)));
+        assert!(action.is_some());
+    }
+}

@@ -1,0 +1,15 @@
+//! pinhook pins a pooled ENI or Elastic IP to each instance of an EC2 Auto Scaling group through
+//! lifecycle hooks, and releases it when the instance leaves.
+//!
+//! Three layers: parsing ([`event`], [`config`], [`model`]), decisions with no I/O
+//! ([`decide`]), and the AWS adapters ([`aws`]); [`handler`] runs the steps over them.
+
+pub mod aws;
+pub mod config;
+pub mod decide;
+pub mod event;
+pub mod handler;
+pub mod metrics;
+pub mod model;
+
+pub use handler::{Deadline, HandlerError, Outcome, Pinhook, Summary};

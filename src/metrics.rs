@@ -1,0 +1,118 @@
+//! Metrics as CloudWatch Embedded Metric Format log lines: one JSON line per invocation,
+//! which CloudWatch Logs turns into metrics without any API call from the function.
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value, json};
+
+/// The counts of one invocation.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Metrics {
+    pub pool: Option<String>,
+    pub availability_zone: Option<String>,
+    pub values: BTreeMap<&'static str, (f64, &'static str)>,
+}
+
+pub const PINNED: &str = "Pinned";
+pub const RELEASED: &str = "Released";
+pub const RELEASE_FAILED: &str = "ReleaseFailed";
+pub const POOL_EXHAUSTED: &str = "PoolExhausted";
+pub const CLAIM_CONFLICTS: &str = "ClaimConflicts";
+pub const TIME_TO_PIN: &str = "TimeToPin";
+pub const FREE_MEMBERS: &str = "FreeMembers";
+pub const FAILED_ACTIONS: &str = "FailedActions";
+
+impl Metrics {
+    pub fn add(&mut self, name: &'static str, n: f64) {
+        self.values.entry(name).or_insert((0.0, "Count")).0 += n;
+    }
+
+    pub fn set(&mut self, name: &'static str, value: f64, unit: &'static str) {
+        self.values.insert(name, (value, unit));
+    }
+
+    /// The EMF document, `None` when there is nothing to report.
+    pub fn to_emf(&self, namespace: &str, now: SystemTime) -> Option<Value> {
+        if self.values.is_empty() {
+            return None;
+        }
+        let timestamp = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or_default();
+        let mut dimension_sets = Vec::new();
+        let mut root = Map::new();
+        if let Some(pool) = &self.pool {
+            root.insert("Pool".into(), json!(pool));
+            dimension_sets.push(json!(["Pool"]));
+            if let Some(az) = &self.availability_zone {
+                root.insert("AvailabilityZone".into(), json!(az));
+                dimension_sets.push(json!(["Pool", "AvailabilityZone"]));
+            }
+        } else {
+            dimension_sets.push(json!([]));
+        }
+        let definitions: Vec<Value> = self
+            .values
+            .iter()
+            .map(|(name, (_, unit))| json!({"Name": name, "Unit": unit}))
+            .collect();
+        for (name, (value, _)) in &self.values {
+            root.insert((*name).into(), json!(value));
+        }
+        root.insert(
+            "_aws".into(),
+            json!({
+                "Timestamp": timestamp,
+                "CloudWatchMetrics": [{
+                    "Namespace": namespace,
+                    "Dimensions": dimension_sets,
+                    "Metrics": definitions,
+                }],
+            }),
+        );
+        Some(Value::Object(root))
+    }
+
+    /// Writes the EMF line to standard output, where Lambda sends it to CloudWatch Logs.
+    pub fn emit(&self, namespace: &str) {
+        if let Some(document) = self.to_emf(namespace, SystemTime::now()) {
+            println!("{document}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_carries_every_metric_with_its_dimensions() {
+        let mut metrics = Metrics {
+            pool: Some("lic".into()),
+            availability_zone: Some("us-east-1a".into()),
+            ..Metrics::default()
+        };
+        metrics.add(PINNED, 1.0);
+        metrics.add(CLAIM_CONFLICTS, 1.0);
+        metrics.add(CLAIM_CONFLICTS, 1.0);
+        metrics.set(TIME_TO_PIN, 250.0, "Milliseconds");
+        let emf = metrics.to_emf("pinhook", UNIX_EPOCH).unwrap();
+        assert_eq!(emf["Pool"], "lic");
+        assert_eq!(emf["ClaimConflicts"], 2.0);
+        assert_eq!(emf["_aws"]["CloudWatchMetrics"][0]["Namespace"], "pinhook");
+        assert_eq!(
+            emf["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Pool"], ["Pool", "AvailabilityZone"]])
+        );
+        assert_eq!(
+            emf["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                .as_array()
+                .unwrap()
+                .len(),
+            3
+        );
+        assert!(Metrics::default().to_emf("pinhook", UNIX_EPOCH).is_none());
+    }
+}

@@ -1,0 +1,337 @@
+//! Domain types shared by every layer: identifiers that were checked once at the boundary, and
+//! the facts pinhook reads from Auto Scaling and EC2, with every field AWS may omit optional.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// Why an identifier from outside was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} {value:?} is not valid: expected {expected}")]
+pub struct InvalidId {
+    pub what: &'static str,
+    pub value: String,
+    pub expected: &'static str,
+}
+
+fn check_id(
+    what: &'static str,
+    prefix: &'static str,
+    expected: &'static str,
+    value: &str,
+) -> Result<String, InvalidId> {
+    let rest = value.strip_prefix(prefix).unwrap_or_default();
+    if rest.is_empty() || rest.len() > 64 || !rest.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(InvalidId {
+            what,
+            value: value.chars().take(80).collect(),
+            expected,
+        });
+    }
+    Ok(value.to_owned())
+}
+
+macro_rules! resource_id {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(value: &str) -> Result<Self, InvalidId> {
+                check_id($what, $prefix, concat!("\"", $prefix, "\" followed by letters and digits"), value).map(Self)
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+resource_id!(
+    /// An EC2 instance id, `i-…`.
+    InstanceId,
+    "instance id",
+    "i-"
+);
+resource_id!(
+    /// A network interface id, `eni-…`.
+    EniId,
+    "network interface id",
+    "eni-"
+);
+resource_id!(
+    /// A network interface attachment id, `eni-attach-…`.
+    AttachmentId,
+    "attachment id",
+    "eni-attach-"
+);
+
+/// The two lifecycle transitions pinhook acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transition {
+    Launch,
+    Terminate,
+}
+
+impl Transition {
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "autoscaling:EC2_INSTANCE_LAUNCHING" => Some(Self::Launch),
+            "autoscaling:EC2_INSTANCE_TERMINATING" => Some(Self::Terminate),
+            _ => None,
+        }
+    }
+}
+
+/// Where an instance comes from or goes to, in events of groups with a warm pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Location {
+    #[serde(rename = "EC2")]
+    Ec2,
+    AutoScalingGroup,
+    WarmPool,
+}
+
+impl Location {
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "EC2" => Some(Self::Ec2),
+            "AutoScalingGroup" => Some(Self::AutoScalingGroup),
+            "WarmPool" => Some(Self::WarmPool),
+            _ => None,
+        }
+    }
+}
+
+/// The result pinhook completes a lifecycle action with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum LifecycleResult {
+    Continue,
+    Abandon,
+}
+
+impl LifecycleResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Continue => "CONTINUE",
+            Self::Abandon => "ABANDON",
+        }
+    }
+}
+
+impl fmt::Display for LifecycleResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What identifies one lifecycle action to Auto Scaling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionRef {
+    pub group: String,
+    pub hook: String,
+    pub instance: InstanceId,
+    pub token: Option<String>,
+}
+
+/// An instance's lifecycle state in its Auto Scaling group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LifecycleState {
+    Pending,
+    PendingWait,
+    PendingProceed,
+    InService,
+    Standby,
+    Terminating,
+    TerminatingWait,
+    TerminatingProceed,
+    Terminated,
+    WarmedPendingWait,
+    WarmedTerminatingWait,
+    Other(String),
+}
+
+impl LifecycleState {
+    pub fn parse(value: &str) -> Self {
+        match value {
+            "Pending" => Self::Pending,
+            "Pending:Wait" => Self::PendingWait,
+            "Pending:Proceed" => Self::PendingProceed,
+            "InService" => Self::InService,
+            "Standby" => Self::Standby,
+            "Terminating" => Self::Terminating,
+            "Terminating:Wait" => Self::TerminatingWait,
+            "Terminating:Proceed" => Self::TerminatingProceed,
+            "Terminated" => Self::Terminated,
+            "Warmed:Pending:Wait" => Self::WarmedPendingWait,
+            "Warmed:Terminating:Wait" => Self::WarmedTerminatingWait,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+
+    /// Whether the instance is on its way out of the group, so what it holds will be released.
+    pub fn is_leaving(&self) -> bool {
+        matches!(
+            self,
+            Self::Terminating
+                | Self::TerminatingWait
+                | Self::TerminatingProceed
+                | Self::Terminated
+                | Self::WarmedTerminatingWait
+        ) || matches!(self, Self::Other(s) if s.starts_with("Warmed:Terminat"))
+    }
+}
+
+impl fmt::Display for LifecycleState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            Self::Pending => "Pending",
+            Self::PendingWait => "Pending:Wait",
+            Self::PendingProceed => "Pending:Proceed",
+            Self::InService => "InService",
+            Self::Standby => "Standby",
+            Self::Terminating => "Terminating",
+            Self::TerminatingWait => "Terminating:Wait",
+            Self::TerminatingProceed => "Terminating:Proceed",
+            Self::Terminated => "Terminated",
+            Self::WarmedPendingWait => "Warmed:Pending:Wait",
+            Self::WarmedTerminatingWait => "Warmed:Terminating:Wait",
+            Self::Other(s) => s,
+        };
+        f.write_str(s)
+    }
+}
+
+/// An instance as Auto Scaling describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupInstance {
+    pub instance: InstanceId,
+    pub group: String,
+    pub availability_zone: String,
+    pub state: LifecycleState,
+    pub healthy: bool,
+}
+
+/// The state of an ENI's attachment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttachmentStatus {
+    Attaching,
+    Attached,
+    Detaching,
+    Detached,
+    Other(String),
+}
+
+impl AttachmentStatus {
+    pub fn parse(value: &str) -> Self {
+        match value {
+            "attaching" => Self::Attaching,
+            "attached" => Self::Attached,
+            "detaching" => Self::Detaching,
+            "detached" => Self::Detached,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+}
+
+/// Where an ENI is attached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub id: Option<AttachmentId>,
+    pub instance: Option<InstanceId>,
+    pub device_index: Option<i32>,
+    pub status: AttachmentStatus,
+}
+
+/// A network interface, with the tags pinhook reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Eni {
+    pub id: EniId,
+    pub availability_zone: Option<String>,
+    /// `available`, `in-use`, …; `None` when AWS left it out.
+    pub status: Option<String>,
+    pub attachment: Option<Attachment>,
+    pub mac_address: Option<String>,
+    pub private_ip: Option<String>,
+    pub pool: Option<String>,
+    pub holder: Option<String>,
+}
+
+impl Eni {
+    /// Free for a claim: `available` and attached nowhere.
+    pub fn is_free(&self) -> bool {
+        self.status.as_deref() == Some("available") && self.attachment_instance().is_none()
+    }
+
+    pub fn attachment_instance(&self) -> Option<&InstanceId> {
+        self.attachment.as_ref().and_then(|a| a.instance.as_ref())
+    }
+
+    pub fn in_pool(&self, pool: &str) -> bool {
+        self.pool.as_deref() == Some(pool)
+    }
+
+    /// The primary interface of an instance: pinhook never detaches it.
+    pub fn is_primary(&self) -> bool {
+        self.attachment
+            .as_ref()
+            .is_some_and(|a| a.device_index == Some(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_keep_their_prefix_and_refuse_anything_else() {
+        assert_eq!(
+            InstanceId::parse("i-0abc123").unwrap().as_str(),
+            "i-0abc123"
+        );
+        for bad in ["", "i-", "eni-123", "i-12 3", "i-../x", "I-123"] {
+            let err = InstanceId::parse(bad).unwrap_err();
+            assert_eq!(err.what, "instance id");
+        }
+        assert!(EniId::parse("eni-0f00").is_ok());
+        assert!(AttachmentId::parse("eni-attach-0f00").is_ok());
+        assert!(AttachmentId::parse("eni-0f00").is_err());
+    }
+
+    #[test]
+    fn leaving_states_are_the_terminating_ones() {
+        for s in [
+            "Terminating",
+            "Terminating:Wait",
+            "Terminating:Proceed",
+            "Terminated",
+            "Warmed:Terminating:Wait",
+            "Warmed:Terminating:Proceed",
+        ] {
+            assert!(LifecycleState::parse(s).is_leaving(), "{s}");
+        }
+        for s in [
+            "InService",
+            "Pending:Wait",
+            "Standby",
+            "Warmed:Pending:Wait",
+        ] {
+            assert!(!LifecycleState::parse(s).is_leaving(), "{s}");
+        }
+        assert_eq!(
+            LifecycleState::parse("Warmed:Hibernated").to_string(),
+            "Warmed:Hibernated"
+        );
+    }
+}

@@ -1,0 +1,442 @@
+//! Error paths the emulator cannot produce — access denied, throttling, 5xx, answers with fields
+//! missing — through the real adapters and the real SDK deserialisers, with aws-smithy-mocks
+//! serving the XML AWS sends, with AWS's real error codes.
+
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_autoscaling::Client as AsgSdk;
+use aws_sdk_ec2::Client as Ec2Sdk;
+use aws_sdk_ec2::config::Credentials;
+use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
+use pinhook::aws::{AutoScalingClient, Ec2Client, retry_config, timeout_config};
+use pinhook::handler::{Completion, HandlerError};
+use pinhook::{Deadline, Outcome, Pinhook, Summary};
+use serde_json::{Value, json};
+
+use crate::support::fast_settings;
+
+const INSTANCE: &str = "i-0aaaaaaaaaaaaaaa1";
+const ENI: &str = "eni-0bbbbbbbbbbbbbbb1";
+const EC2_NS: &str = "http://ec2.amazonaws.com/doc/2016-11-15/";
+const ASG_NS: &str = "http://autoscaling.amazonaws.com/doc/2011-01-01/";
+
+fn interceptor(rules: &[&Rule]) -> MockResponseInterceptor {
+    rules.iter().fold(
+        MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny),
+        |i, r| i.with_rule(r),
+    )
+}
+
+fn ec2(rules: &[&Rule]) -> Ec2Sdk {
+    let settings = fast_settings();
+    let config = aws_sdk_ec2::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("a", "b", None, None, "mock"))
+        .http_client(create_mock_http_client())
+        .retry_config(retry_config(&settings))
+        .timeout_config(timeout_config())
+        .interceptor(interceptor(rules))
+        .build();
+    Ec2Sdk::from_conf(config)
+}
+
+fn asg(rules: &[&Rule]) -> AsgSdk {
+    let settings = fast_settings();
+    let config = aws_sdk_autoscaling::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("a", "b", None, None, "mock"))
+        .http_client(create_mock_http_client())
+        .retry_config(retry_config(&settings))
+        .timeout_config(timeout_config())
+        .interceptor(interceptor(rules))
+        .build();
+    AsgSdk::from_conf(config)
+}
+
+fn ec2_error(code: &str, message: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>3f4e2a1c</RequestID></Response>"#
+    )
+}
+
+fn asg_error(code: &str, message: &str) -> String {
+    format!(
+        r#"<ErrorResponse xmlns="{ASG_NS}"><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>3f4e2a1c</RequestId></ErrorResponse>"#
+    )
+}
+
+fn ec2_ok(operation: &str, body: &str) -> String {
+    format!(
+        r#"<{operation}Response xmlns="{EC2_NS}"><requestId>3f4e2a1c</requestId>{body}</{operation}Response>"#
+    )
+}
+
+fn asg_ok(operation: &str, body: &str) -> String {
+    format!(
+        r#"<{operation}Response xmlns="{ASG_NS}"><{operation}Result>{body}</{operation}Result><ResponseMetadata><RequestId>3f4e2a1c</RequestId></ResponseMetadata></{operation}Response>"#
+    )
+}
+
+fn waiting_instance(state: &str) -> String {
+    asg_ok(
+        "DescribeAutoScalingInstances",
+        &format!(
+            "<AutoScalingInstances><member><InstanceId>{INSTANCE}</InstanceId><AutoScalingGroupName>g</AutoScalingGroupName><AvailabilityZone>us-east-1a</AvailabilityZone><LifecycleState>{state}</LifecycleState><HealthStatus>HEALTHY</HealthStatus><ProtectedFromScaleIn>false</ProtectedFromScaleIn></member></AutoScalingInstances>"
+        ),
+    )
+}
+
+fn enis(items: &str) -> String {
+    ec2_ok(
+        "DescribeNetworkInterfaces",
+        &format!("<networkInterfaceSet>{items}</networkInterfaceSet>"),
+    )
+}
+
+fn pool_eni(attached: bool) -> String {
+    let (status, attachment) = if attached {
+        (
+            "in-use",
+            format!(
+                "<attachment><attachmentId>eni-attach-0ccccccccccccccc1</attachmentId><instanceId>{INSTANCE}</instanceId><deviceIndex>1</deviceIndex><status>attached</status></attachment>"
+            ),
+        )
+    } else {
+        ("available", String::new())
+    };
+    format!(
+        "<item><networkInterfaceId>{ENI}</networkInterfaceId><availabilityZone>us-east-1a</availabilityZone><status>{status}</status><macAddress>02:00:00:00:00:01</macAddress><privateIpAddress>10.0.1.10</privateIpAddress><tagSet><item><key>pinhook:pool</key><value>lic</value></item></tagSet>{attachment}</item>"
+    )
+}
+
+fn launch_event() -> Value {
+    json!({
+        "version": "0", "id": "1", "detail-type": "EC2 Instance-launch Lifecycle Action", "source": "aws.autoscaling",
+        "account": "123456789012", "time": "2026-11-21T09:00:00Z", "region": "us-east-1", "resources": [],
+        "detail": {
+            "LifecycleActionToken": "tok-1", "AutoScalingGroupName": "g", "LifecycleHookName": "h",
+            "EC2InstanceId": INSTANCE, "LifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
+            "NotificationMetadata": "{\"pin\":\"eni\",\"pool\":\"lic\"}"
+        }
+    })
+}
+
+/// The EC2 answers of a launch that pins `ENI`, with the attach answered by `attach`.
+struct Ec2Launch {
+    by_instance: Rule,
+    by_pool: Rule,
+    by_id: Rule,
+    attach: Rule,
+    tags: Rule,
+}
+
+impl Ec2Launch {
+    fn new(attach: Rule) -> Self {
+        Self {
+            by_instance: mock!(Ec2Sdk::describe_network_interfaces)
+                .match_requests(|r| {
+                    r.filters()
+                        .iter()
+                        .any(|f| f.name() == Some("attachment.instance-id"))
+                })
+                .sequence()
+                .http_status(200, Some(enis("")))
+                .repeatedly()
+                .build(),
+            by_pool: mock!(Ec2Sdk::describe_network_interfaces)
+                .match_requests(|r| {
+                    r.filters()
+                        .iter()
+                        .any(|f| f.name() == Some("tag:pinhook:pool"))
+                })
+                .sequence()
+                .http_status(200, Some(enis(&pool_eni(false))))
+                .repeatedly()
+                .build(),
+            by_id: mock!(Ec2Sdk::describe_network_interfaces)
+                .match_requests(|r| !r.network_interface_ids().is_empty())
+                .sequence()
+                .http_status(200, Some(enis(&pool_eni(true))))
+                .repeatedly()
+                .build(),
+            attach,
+            tags: mock!(Ec2Sdk::create_tags)
+                .sequence()
+                .http_status(200, Some(ec2_ok("CreateTags", "<return>true</return>")))
+                .repeatedly()
+                .build(),
+        }
+    }
+
+    fn attach_ok() -> Rule {
+        mock!(Ec2Sdk::attach_network_interface)
+            .sequence()
+            .http_status(
+                200,
+                Some(ec2_ok(
+                    "AttachNetworkInterface",
+                    "<attachmentId>eni-attach-0ccccccccccccccc1</attachmentId><networkCardIndex>0</networkCardIndex>",
+                )),
+            )
+            .repeatedly()
+            .build()
+    }
+
+    fn client(&self) -> Ec2Sdk {
+        ec2(&[
+            &self.by_instance,
+            &self.by_pool,
+            &self.by_id,
+            &self.attach,
+            &self.tags,
+        ])
+    }
+}
+
+fn complete_answering(status: u16, body: String) -> Rule {
+    mock!(AsgSdk::complete_lifecycle_action)
+        .sequence()
+        .http_status(status, Some(body))
+        .repeatedly()
+        .build()
+}
+
+fn complete_ok() -> Rule {
+    complete_answering(200, asg_ok("CompleteLifecycleAction", ""))
+}
+
+fn describe_answering(status: u16, body: String) -> Rule {
+    mock!(AsgSdk::describe_auto_scaling_instances)
+        .sequence()
+        .http_status(status, Some(body))
+        .repeatedly()
+        .build()
+}
+
+async fn run(asg_rules: &[&Rule], ec2_client: Ec2Sdk) -> Result<Summary, HandlerError> {
+    let app = Pinhook::new(
+        AutoScalingClient::new(asg(asg_rules)),
+        Ec2Client::new(ec2_client),
+        fast_settings(),
+    );
+    app.handle(&launch_event(), Deadline::after(Duration::from_secs(120)))
+        .await
+}
+
+#[tokio::test(start_paused = true)]
+async fn access_denied_on_attach_abandons_and_names_the_missing_permission() {
+    let attach = mock!(Ec2Sdk::attach_network_interface)
+        .sequence()
+        .http_status(
+            403,
+            Some(ec2_error(
+                "UnauthorizedOperation",
+                "You are not authorized to perform this operation.",
+            )),
+        )
+        .repeatedly()
+        .build();
+    let ec2 = Ec2Launch::new(attach);
+    let describe = describe_answering(200, waiting_instance("Pending:Wait"));
+    let complete = mock!(AsgSdk::complete_lifecycle_action)
+        .match_requests(|r| {
+            r.lifecycle_action_result() == Some("ABANDON")
+                && r.lifecycle_action_token() == Some("tok-1")
+        })
+        .sequence()
+        .http_status(200, Some(asg_ok("CompleteLifecycleAction", "")))
+        .repeatedly()
+        .build();
+
+    let summary = run(&[&describe, &complete], ec2.client()).await.unwrap();
+
+    assert_eq!(summary.outcome, Outcome::Abandon);
+    let reason = summary.reason.unwrap_or_default();
+    assert!(
+        reason.contains("UnauthorizedOperation")
+            && reason.contains("grant ec2:AttachNetworkInterface"),
+        "{reason}"
+    );
+    assert_eq!(complete.num_calls(), 1);
+    assert_eq!(ec2.attach.num_calls(), 1, "access denied is not retried");
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttling_is_retried_with_backoff_and_the_launch_still_pins() {
+    let attach = mock!(Ec2Sdk::attach_network_interface)
+        .sequence()
+        .http_status(503, Some(ec2_error("RequestLimitExceeded", "Request limit exceeded.")))
+        .times(2)
+        .http_status(
+            200,
+            Some(ec2_ok(
+                "AttachNetworkInterface",
+                "<attachmentId>eni-attach-0ccccccccccccccc1</attachmentId><networkCardIndex>0</networkCardIndex>",
+            )),
+        )
+        .build();
+    let ec2 = Ec2Launch::new(attach);
+    let describe = mock!(AsgSdk::describe_auto_scaling_instances)
+        .sequence()
+        .http_status(400, Some(asg_error("Throttling", "Rate exceeded")))
+        .http_status(
+            500,
+            Some(asg_error("InternalFailure", "An internal error occurred")),
+        )
+        .http_status(200, Some(waiting_instance("Pending:Wait")))
+        .build();
+    let complete = complete_ok();
+
+    let summary = run(&[&describe, &complete], ec2.client()).await.unwrap();
+
+    assert_eq!(summary.outcome, Outcome::Continue, "{summary:?}");
+    assert_eq!(summary.member.as_deref(), Some(ENI));
+    assert_eq!(ec2.attach.num_calls(), 3);
+    assert_eq!(describe.num_calls(), 3);
+    assert_eq!(complete.num_calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttling_that_outlasts_the_retries_is_returned_for_redelivery_without_completing() {
+    let ec2 = Ec2Launch::new(Ec2Launch::attach_ok());
+    let describe = describe_answering(400, asg_error("Throttling", "Rate exceeded"));
+    let complete = complete_ok();
+
+    let err = run(&[&describe, &complete], ec2.client())
+        .await
+        .unwrap_err();
+
+    assert!(matches!(err, HandlerError::Transient(_)), "{err}");
+    assert!(err.to_string().contains("Throttling"), "{err}");
+    assert_eq!(describe.num_calls(), fast_settings().max_attempts as usize);
+    assert_eq!(complete.num_calls(), 0);
+    assert_eq!(
+        ec2.attach.num_calls(),
+        0,
+        "nothing changes before the check has passed"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn server_errors_on_attach_are_returned_for_redelivery() {
+    let attach = mock!(Ec2Sdk::attach_network_interface)
+        .sequence()
+        .http_status(
+            500,
+            Some(ec2_error("InternalError", "An internal error has occurred")),
+        )
+        .repeatedly()
+        .build();
+    let ec2 = Ec2Launch::new(attach);
+    let describe = describe_answering(200, waiting_instance("Pending:Wait"));
+    let complete = complete_ok();
+
+    let err = run(&[&describe, &complete], ec2.client())
+        .await
+        .unwrap_err();
+
+    assert!(matches!(err, HandlerError::Transient(_)), "{err}");
+    assert_eq!(complete.num_calls(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_active_lifecycle_action_counts_as_done() {
+    let ec2 = Ec2Launch::new(Ec2Launch::attach_ok());
+    let describe = describe_answering(200, waiting_instance("Pending:Wait"));
+    let complete = complete_answering(
+        400,
+        asg_error(
+            "ValidationError",
+            "No active Lifecycle Action found with token tok-1",
+        ),
+    );
+
+    let summary = run(&[&describe, &complete], ec2.client()).await.unwrap();
+
+    assert_eq!(summary.outcome, Outcome::Continue);
+    assert_eq!(summary.completion, Some(Completion::AlreadyCompleted));
+    assert_eq!(complete.num_calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_completion_refused_for_lack_of_permission_is_an_error_naming_it() {
+    let ec2 = Ec2Launch::new(Ec2Launch::attach_ok());
+    let describe = describe_answering(200, waiting_instance("Pending:Wait"));
+    let complete = complete_answering(
+        403,
+        asg_error(
+            "AccessDenied",
+            "User: arn:aws:sts::123456789012:assumed-role/pinhook is not authorized to perform: autoscaling:CompleteLifecycleAction",
+        ),
+    );
+
+    let err = run(&[&describe, &complete], ec2.client())
+        .await
+        .unwrap_err();
+
+    assert!(matches!(err, HandlerError::Complete { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("grant autoscaling:CompleteLifecycleAction"),
+        "{err}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn access_denied_on_the_check_still_completes_with_the_failure_outcome() {
+    // The completion is harmless even unchecked: Auto Scaling refuses a token that is not active.
+    let ec2 = Ec2Launch::new(Ec2Launch::attach_ok());
+    let describe = describe_answering(
+        403,
+        asg_error(
+            "AccessDenied",
+            "not authorized to perform: autoscaling:DescribeAutoScalingInstances",
+        ),
+    );
+    let complete = complete_ok();
+
+    let summary = run(&[&describe, &complete], ec2.client()).await.unwrap();
+
+    assert_eq!(summary.outcome, Outcome::Abandon, "{summary:?}");
+    assert!(
+        summary
+            .reason
+            .unwrap_or_default()
+            .contains("autoscaling:DescribeAutoScalingInstances")
+    );
+    assert_eq!(complete.num_calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn answers_with_fields_missing_do_not_panic() {
+    // DescribeAutoScalingInstances without a lifecycle state, and ENIs without ids, zones,
+    // status or attachment details: each is skipped, and the launch ends with a clear outcome.
+    let partial_instance = asg_ok(
+        "DescribeAutoScalingInstances",
+        &format!(
+            "<AutoScalingInstances><member><InstanceId>{INSTANCE}</InstanceId><AutoScalingGroupName>g</AutoScalingGroupName></member></AutoScalingInstances>"
+        ),
+    );
+    let describe = describe_answering(200, partial_instance);
+    let ragged = enis(
+        "<item></item><item><networkInterfaceId>eni-0ddd</networkInterfaceId></item><item><networkInterfaceId>not-an-eni</networkInterfaceId><attachment></attachment></item>",
+    );
+    let all_ragged = mock!(Ec2Sdk::describe_network_interfaces)
+        .sequence()
+        .http_status(200, Some(ragged))
+        .repeatedly()
+        .build();
+    let attach = Ec2Launch::attach_ok();
+    let complete = complete_ok();
+
+    let summary = run(&[&describe, &complete], ec2(&[&all_ragged, &attach]))
+        .await
+        .unwrap();
+
+    assert_eq!(summary.outcome, Outcome::Stale, "{summary:?}");
+    assert_eq!(attach.num_calls(), 0);
+    assert_eq!(complete.num_calls(), 0);
+}

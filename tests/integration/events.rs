@@ -1,0 +1,139 @@
+//! The sample events in `events/`: replayed as they are, through the real Lambda runtime loop,
+//! and used as templates for real lifecycle actions of the emulator.
+
+use pinhook::Outcome;
+use serde_json::json;
+
+use crate::support::{
+    AZ_A, GroupSpec, LambdaRuntime, World, eni_metadata, repo_root, sample_event, sample_for,
+    unique,
+};
+
+#[tokio::test]
+async fn each_sample_event_replays_through_cargo_lambda_with_a_clear_answer() {
+    // Given pinhook in the Lambda runtime loop, against the emulator (where the samples'
+    // instance ids do not exist)
+    let world = World::new().await;
+    let runtime = LambdaRuntime::start(world.emulator, &[]);
+    let expected = [
+        ("launch.json", "stale", "is in no Auto Scaling group"),
+        ("terminate.json", "stale", "is in no Auto Scaling group"),
+        (
+            "warm-pool-launch.json",
+            "stale",
+            "is in no Auto Scaling group",
+        ),
+        ("test-notification.json", "ignored", "test notification"),
+        ("malformed.json", "rejected", "no detail.EC2InstanceId"),
+    ];
+
+    for (file, outcome, reason) in expected {
+        // When the sample is replayed with `cargo lambda invoke --data-file`
+        let summary = runtime
+            .invoke_file(&repo_root().join("events").join(file))
+            .unwrap_or_else(|e| panic!("{file}: {e}\n{}", runtime.logs()));
+
+        // Then the summary says what happened, and why
+        assert_eq!(summary["outcome"], outcome, "{file}: {summary}");
+        assert!(
+            summary["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(reason),
+            "{file}: {summary}"
+        );
+    }
+    let logs = runtime.logs();
+    assert!(
+        logs.contains("\"requestId\""),
+        "JSON logs carry Lambda's request id:\n{logs}"
+    );
+    assert!(
+        logs.contains("\"instance\":\"i-1234567890abcdef0\""),
+        "log lines carry the event's fields:\n{logs}"
+    );
+}
+
+#[tokio::test]
+async fn the_launch_sample_pins_when_it_names_a_real_lifecycle_action() {
+    let world = World::new().await;
+    let net = world.network().await;
+    let pool = unique("licence");
+    world.eni_pool(&net, &pool, AZ_A, 1).await;
+    let metadata = eni_metadata(&pool, json!({}));
+    let group = world
+        .group(GroupSpec {
+            subnets: vec![net.subnet_a.clone()],
+            launch_metadata: Some(metadata.clone()),
+            terminate_metadata: Some(metadata),
+            extra_terminate_hook: false,
+            max_size: 2,
+        })
+        .await;
+    world.scale(&group, 1).await;
+    let action = &world.emulator.actions(&group.name, false)[0];
+
+    let summary = world.deliver(&sample_for("launch.json", action)).await;
+
+    assert_eq!(summary.outcome, Outcome::Continue, "{summary:?}");
+    world.scale(&group, 0).await;
+    let instance = action["instance_id"].as_str().unwrap();
+    let terminate = world.emulator.action_of(&group.name, instance, "terminate");
+    let summary = world
+        .deliver(&sample_for("terminate.json", &terminate))
+        .await;
+    assert_eq!(summary.outcome, Outcome::Continue, "{summary:?}");
+}
+
+#[tokio::test]
+async fn a_malformed_event_that_still_names_a_waiting_action_is_completed_with_the_failure_outcome()
+{
+    let world = World::new().await;
+    let net = world.network().await;
+    let group = world
+        .group(GroupSpec {
+            subnets: vec![net.subnet_a.clone()],
+            launch_metadata: Some(eni_metadata(
+                &unique("licence"),
+                json!({"on_failure": "continue"}),
+            )),
+            terminate_metadata: None,
+            extra_terminate_hook: false,
+            max_size: 2,
+        })
+        .await;
+    world.scale(&group, 1).await;
+    let mut event = world.emulator.pending_events(&group.name).remove(0);
+    event["detail"]["LifecycleTransition"] = json!("autoscaling:EC2_INSTANCE_REBOOTING");
+    let instance = event["detail"]["EC2InstanceId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let summary = world.deliver(&event).await;
+
+    assert_eq!(summary.outcome, Outcome::Continue, "{summary:?}");
+    assert!(
+        summary
+            .reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("LifecycleTransition"),
+        "{summary:?}"
+    );
+    assert_eq!(
+        world.lifecycle_state(&instance).await.as_deref(),
+        Some("InService")
+    );
+}
+
+#[tokio::test]
+async fn the_test_notification_is_ignored() {
+    let world = World::new().await;
+
+    let summary = world.deliver(&sample_event("test-notification.json")).await;
+
+    assert_eq!(summary.outcome, Outcome::Ignored);
+    assert_eq!(summary.completion, None);
+    assert_eq!(summary.group.as_deref(), Some("licensed-app"));
+}

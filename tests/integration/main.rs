@@ -1,0 +1,11 @@
+//! Black-box tests: the real handler and the real SDK clients over HTTP against the local AWS
+//! emulator, plus the adapter error paths the emulator cannot produce, with aws-smithy-mocks.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod adapter_errors;
+mod emulator;
+mod eni_launch;
+mod eni_release;
+mod events;

@@ -1,0 +1,952 @@
+//! Shared by the integration tests and the demo: the local AWS emulator, SDK clients pointed at
+//! it, builders for networks, pools and groups, and a small HTTP client for the control APIs.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_autoscaling::types::LaunchTemplateSpecification;
+use aws_sdk_ec2::config::Credentials;
+use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+use pinhook::aws::{AutoScalingClient, Ec2Client, retry_config, timeout_config};
+use pinhook::config::Settings;
+use pinhook::{Deadline, Pinhook, Summary};
+use serde_json::{Value, json};
+
+pub const REGION: &str = "us-east-1";
+pub const AZ_A: &str = "us-east-1a";
+pub const AZ_B: &str = "us-east-1b";
+pub const POOL_TAG: &str = "pinhook:pool";
+pub const HOLDER_TAG: &str = "pinhook:holder";
+pub const AMI: &str = "ami-12c6146b";
+
+pub type App = Pinhook<AutoScalingClient, Ec2Client>;
+
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A name no other test (or earlier run against the same emulator) uses.
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+// --------------------------------------------------------------------------------------------
+// A minimal HTTP/1.1 client for the emulator's control API and Lambda's invoke API.
+
+/// Sends one request and returns the status and body.
+pub fn http(method: &str, url: &str, body: Option<&str>) -> Result<(u16, String), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("not an http URL: {url}"))?;
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let mut stream = TcpStream::connect(host).map_err(|e| format!("connecting to {host}: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .map_err(|e| e.to_string())?;
+    let body = body.unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .map_err(|e| e.to_string())?;
+    let mut reader = BufReader::new(stream);
+    let mut status_line = String::new();
+    reader
+        .read_line(&mut status_line)
+        .map_err(|e| e.to_string())?;
+    let status: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
+    let mut chunked = false;
+    let mut length: Option<usize> = None;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).map_err(|e| e.to_string())?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            let value = value.trim();
+            if name.eq_ignore_ascii_case("transfer-encoding")
+                && value.eq_ignore_ascii_case("chunked")
+            {
+                chunked = true;
+            }
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.parse().ok();
+            }
+        }
+    }
+    let mut body = Vec::new();
+    if chunked {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size).map_err(|e| e.to_string())?;
+            let size = usize::from_str_radix(size.trim(), 16).map_err(|e| e.to_string())?;
+            if size == 0 {
+                break;
+            }
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk).map_err(|e| e.to_string())?;
+            body.extend_from_slice(&chunk[..size]);
+        }
+    } else if let Some(length) = length {
+        body.resize(length, 0);
+        reader.read_exact(&mut body).map_err(|e| e.to_string())?;
+    } else {
+        reader.read_to_end(&mut body).map_err(|e| e.to_string())?;
+    }
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+pub fn http_json(method: &str, url: &str, body: Option<&Value>) -> Value {
+    let text = body.map(Value::to_string);
+    let (status, reply) =
+        http(method, url, text.as_deref()).unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    assert!(status < 300, "{method} {url} answered {status}: {reply}");
+    serde_json::from_str(&reply)
+        .unwrap_or_else(|e| panic!("{method} {url} answered non-JSON ({e}): {reply}"))
+}
+
+// --------------------------------------------------------------------------------------------
+// The emulator process.
+
+/// A running emulator on 127.0.0.1, stopped (by its PID) when dropped, and in any case when
+/// the process that started it exits.
+pub struct Emulator {
+    child: Child,
+    pub url: String,
+}
+
+impl Emulator {
+    pub fn start() -> Self {
+        let python = std::env::var_os("PINHOOK_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
+        assert!(
+            python.exists(),
+            "{} does not exist: run `make test` (it creates .venv with the emulator), or set PINHOOK_PYTHON to a Python that has emulator/requirements.txt installed",
+            python.display()
+        );
+        let port_file = std::env::temp_dir().join(unique("pinhook-emulator-port"));
+        let child = Command::new(&python)
+            .arg(repo_root().join("emulator/pinhook_emulator.py"))
+            .args([
+                "--port",
+                "0",
+                "--parent-pid",
+                &std::process::id().to_string(),
+            ])
+            .arg("--port-file")
+            .arg(&port_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting the emulator with {}: {e}", python.display()));
+        let mut emulator = Self {
+            child,
+            url: String::new(),
+        };
+        let started = Instant::now();
+        loop {
+            if let Ok(port) = std::fs::read_to_string(&port_file) {
+                if let Ok(port) = port.trim().parse::<u16>() {
+                    emulator.url = format!("http://127.0.0.1:{port}");
+                    let _ = std::fs::remove_file(&port_file);
+                    break;
+                }
+            }
+            if let Ok(Some(status)) = emulator.child.try_wait() {
+                panic!("the emulator exited at start-up with {status}");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the emulator did not start within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        emulator
+    }
+
+    /// One emulator for every test of this process.
+    pub fn shared() -> &'static Emulator {
+        static SHARED: OnceLock<Emulator> = OnceLock::new();
+        SHARED.get_or_init(Emulator::start)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn control(&self, method: &str, route: &str, body: Option<&Value>) -> Value {
+        http_json(method, &format!("{}/_pinhook/{route}", self.url), body)
+    }
+
+    /// The lifecycle actions of a group: pending ones, or all with `all`.
+    pub fn actions(&self, group: &str, all: bool) -> Vec<Value> {
+        let route = format!(
+            "lifecycle-actions?group={group}{}",
+            if all { "&all=1" } else { "" }
+        );
+        self.control("GET", &route, None)["actions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn pending_events(&self, group: &str) -> Vec<Value> {
+        self.actions(group, false)
+            .into_iter()
+            .map(|a| a["event"].clone())
+            .collect()
+    }
+
+    /// The action of an instance for a transition (`launch` or `terminate`), pending or not.
+    pub fn action_of(&self, group: &str, instance: &str, transition: &str) -> Value {
+        let wanted = if transition == "launch" {
+            "autoscaling:EC2_INSTANCE_LAUNCHING"
+        } else {
+            "autoscaling:EC2_INSTANCE_TERMINATING"
+        };
+        self.actions(group, true)
+            .into_iter()
+            .find(|a| a["instance_id"] == instance && a["transition"] == wanted)
+            .unwrap_or_else(|| panic!("no {transition} action for {instance} in {group}"))
+    }
+
+    /// Before `victim`'s next AttachNetworkInterface lands, `winner` takes that very ENI.
+    pub fn arm_claimer(&self, victim: &str, winner: &str) {
+        self.control(
+            "POST",
+            "claimers",
+            Some(&json!({"instance_id": victim, "by_instance_id": winner})),
+        );
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// --------------------------------------------------------------------------------------------
+// SDK clients and fixtures.
+
+/// Settings that keep waits short against the emulator.
+pub fn fast_settings() -> Settings {
+    Settings {
+        attach_timeout: Duration::from_secs(15),
+        poll_interval: Duration::from_millis(50),
+        completion_reserve: Duration::from_millis(500),
+        heartbeat_interval: Duration::from_secs(1),
+        max_attempts: 3,
+        metrics_namespace: "pinhook-test".to_owned(),
+    }
+}
+
+pub async fn sdk_config(endpoint: &str, settings: &Settings) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .credentials_provider(Credentials::new(
+            "testing",
+            "testing",
+            None,
+            None,
+            "pinhook-tests",
+        ))
+        .endpoint_url(endpoint)
+        .retry_config(retry_config(settings))
+        .timeout_config(timeout_config())
+        .load()
+        .await
+}
+
+/// A VPC with one subnet in each of two AZs.
+#[derive(Debug, Clone)]
+pub struct Network {
+    pub vpc: String,
+    pub subnet_a: String,
+    pub subnet_b: String,
+}
+
+impl Network {
+    pub fn subnet(&self, az: &str) -> &str {
+        if az == AZ_A {
+            &self.subnet_a
+        } else {
+            &self.subnet_b
+        }
+    }
+}
+
+/// An Auto Scaling group with pinhook's hooks.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub name: String,
+    pub launch_hook: String,
+    pub terminate_hook: String,
+}
+
+/// What a group is made of.
+#[derive(Debug, Clone)]
+pub struct GroupSpec {
+    pub subnets: Vec<String>,
+    /// Metadata of the launch hook; no launch hook when `None`.
+    pub launch_metadata: Option<String>,
+    /// Metadata of the terminate hook; no terminate hook when `None`.
+    pub terminate_metadata: Option<String>,
+    /// An extra terminate hook that pinhook does not serve, so that an instance stays in
+    /// Terminating:Wait after pinhook completed its action.
+    pub extra_terminate_hook: bool,
+    pub max_size: i32,
+}
+
+/// The emulator, SDK clients on it, and the real handler on the same clients.
+pub struct World {
+    pub emulator: &'static Emulator,
+    pub sdk: SdkConfig,
+    pub ec2: aws_sdk_ec2::Client,
+    pub asg: aws_sdk_autoscaling::Client,
+    pub settings: Settings,
+}
+
+impl World {
+    pub async fn new() -> Self {
+        Self::on(Emulator::shared()).await
+    }
+
+    pub async fn on(emulator: &'static Emulator) -> Self {
+        let settings = fast_settings();
+        let sdk = sdk_config(&emulator.url, &settings).await;
+        Self {
+            emulator,
+            ec2: aws_sdk_ec2::Client::new(&sdk),
+            asg: aws_sdk_autoscaling::Client::new(&sdk),
+            sdk,
+            settings,
+        }
+    }
+
+    pub fn app(&self) -> App {
+        self.app_with(self.settings.clone())
+    }
+
+    pub fn app_with(&self, settings: Settings) -> App {
+        Pinhook::new(
+            AutoScalingClient::new(self.asg.clone()),
+            Ec2Client::new(self.ec2.clone()),
+            settings,
+        )
+    }
+
+    /// Delivers an event to the real handler, as the Lambda runtime would.
+    pub async fn deliver(&self, event: &Value) -> Summary {
+        self.app()
+            .handle(event, Deadline::after(Duration::from_secs(60)))
+            .await
+            .unwrap_or_else(|e| panic!("the handler failed: {e}"))
+    }
+
+    pub async fn network(&self) -> Network {
+        let vpc = self
+            .ec2
+            .create_vpc()
+            .cidr_block("10.0.0.0/16")
+            .send()
+            .await
+            .unwrap();
+        let vpc = vpc.vpc().and_then(|v| v.vpc_id()).unwrap().to_owned();
+        let mut subnets = Vec::new();
+        for (az, cidr) in [(AZ_A, "10.0.1.0/24"), (AZ_B, "10.0.2.0/24")] {
+            let subnet = self
+                .ec2
+                .create_subnet()
+                .vpc_id(&vpc)
+                .cidr_block(cidr)
+                .availability_zone(az)
+                .send()
+                .await
+                .unwrap();
+            subnets.push(
+                subnet
+                    .subnet()
+                    .and_then(|s| s.subnet_id())
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+        Network {
+            vpc,
+            subnet_b: subnets.pop().unwrap(),
+            subnet_a: subnets.pop().unwrap(),
+        }
+    }
+
+    /// An ENI in the subnet, with the given tags.
+    pub async fn eni(&self, subnet: &str, tags: &[(&str, &str)]) -> String {
+        let mut request = self.ec2.create_network_interface().subnet_id(subnet);
+        if !tags.is_empty() {
+            let mut spec =
+                TagSpecification::builder().resource_type(ResourceType::NetworkInterface);
+            for (key, value) in tags {
+                spec = spec.tags(Tag::builder().key(*key).value(*value).build());
+            }
+            request = request.tag_specifications(spec.build());
+        }
+        let eni = request.send().await.unwrap();
+        eni.network_interface()
+            .and_then(|e| e.network_interface_id())
+            .unwrap()
+            .to_owned()
+    }
+
+    /// `count` pool ENIs tagged `pinhook:pool` = `pool` in the AZ's subnet.
+    pub async fn eni_pool(
+        &self,
+        network: &Network,
+        pool: &str,
+        az: &str,
+        count: usize,
+    ) -> Vec<String> {
+        let mut enis = Vec::new();
+        for _ in 0..count {
+            enis.push(
+                self.eni(network.subnet(az), &[(POOL_TAG, pool), ("Name", pool)])
+                    .await,
+            );
+        }
+        enis
+    }
+
+    pub async fn group(&self, spec: GroupSpec) -> Group {
+        let name = unique("asg");
+        let template = format!("lt-{name}");
+        self.ec2
+            .create_launch_template()
+            .launch_template_name(&template)
+            .launch_template_data(
+                aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+                    .image_id(AMI)
+                    .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        self.asg
+            .create_auto_scaling_group()
+            .auto_scaling_group_name(&name)
+            .launch_template(
+                LaunchTemplateSpecification::builder()
+                    .launch_template_name(&template)
+                    .build(),
+            )
+            .min_size(0)
+            .max_size(spec.max_size)
+            .desired_capacity(0)
+            .vpc_zone_identifier(spec.subnets.join(","))
+            .send()
+            .await
+            .unwrap();
+        let group = Group {
+            launch_hook: format!("{name}-launch"),
+            terminate_hook: format!("{name}-terminate"),
+            name,
+        };
+        if let Some(metadata) = &spec.launch_metadata {
+            self.hook(
+                &group.name,
+                &group.launch_hook,
+                "autoscaling:EC2_INSTANCE_LAUNCHING",
+                metadata,
+            )
+            .await;
+        }
+        if let Some(metadata) = &spec.terminate_metadata {
+            self.hook(
+                &group.name,
+                &group.terminate_hook,
+                "autoscaling:EC2_INSTANCE_TERMINATING",
+                metadata,
+            )
+            .await;
+        }
+        if spec.extra_terminate_hook {
+            self.hook(
+                &group.name,
+                "drain-logs",
+                "autoscaling:EC2_INSTANCE_TERMINATING",
+                "{}",
+            )
+            .await;
+        }
+        group
+    }
+
+    pub async fn hook(&self, group: &str, hook: &str, transition: &str, metadata: &str) {
+        self.asg
+            .put_lifecycle_hook()
+            .auto_scaling_group_name(group)
+            .lifecycle_hook_name(hook)
+            .lifecycle_transition(transition)
+            .notification_metadata(metadata)
+            .heartbeat_timeout(300)
+            .default_result("ABANDON")
+            .send()
+            .await
+            .unwrap();
+    }
+
+    pub async fn scale(&self, group: &Group, capacity: i32) {
+        self.asg
+            .set_desired_capacity()
+            .auto_scaling_group_name(&group.name)
+            .desired_capacity(capacity)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// (instance, AZ, lifecycle state) of every instance in the group.
+    pub async fn instances(&self, group: &Group) -> Vec<(String, String, String)> {
+        let groups = self
+            .asg
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(&group.name)
+            .send()
+            .await
+            .unwrap();
+        let mut instances: Vec<(String, String, String)> = groups
+            .auto_scaling_groups()
+            .iter()
+            .flat_map(|g| g.instances())
+            .map(|i| {
+                (
+                    i.instance_id().unwrap_or_default().to_owned(),
+                    i.availability_zone().unwrap_or_default().to_owned(),
+                    i.lifecycle_state()
+                        .map(|s| s.as_str().to_owned())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect();
+        instances.sort();
+        instances
+    }
+
+    /// The lifecycle state of an instance in its group, `None` once it left every group.
+    pub async fn lifecycle_state(&self, instance: &str) -> Option<String> {
+        let found = self
+            .asg
+            .describe_auto_scaling_instances()
+            .instance_ids(instance)
+            .send()
+            .await
+            .unwrap();
+        found
+            .auto_scaling_instances()
+            .first()
+            .and_then(|i| i.lifecycle_state())
+            .map(str::to_owned)
+    }
+
+    /// The EC2 state of an instance: `running`, `terminated`, …
+    pub async fn ec2_state(&self, instance: &str) -> String {
+        let found = self
+            .ec2
+            .describe_instances()
+            .instance_ids(instance)
+            .send()
+            .await
+            .unwrap();
+        found
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .find_map(|i| {
+                i.state()
+                    .and_then(|s| s.name())
+                    .map(|n| n.as_str().to_owned())
+            })
+            .unwrap_or_default()
+    }
+
+    /// A plain EC2 instance in the subnet, outside any group.
+    pub async fn lone_instance(&self, subnet: &str) -> String {
+        let run = self
+            .ec2
+            .run_instances()
+            .image_id(AMI)
+            .min_count(1)
+            .max_count(1)
+            .subnet_id(subnet)
+            .send()
+            .await
+            .unwrap();
+        run.instances()[0].instance_id().unwrap().to_owned()
+    }
+
+    pub async fn eni_state(&self, eni: &str) -> EniState {
+        let found = self
+            .ec2
+            .describe_network_interfaces()
+            .network_interface_ids(eni)
+            .send()
+            .await
+            .unwrap();
+        let eni = &found.network_interfaces()[0];
+        EniState::from(eni)
+    }
+
+    /// The ENIs attached to an instance, by device index.
+    pub async fn attached_to(&self, instance: &str) -> Vec<EniState> {
+        let found = self
+            .ec2
+            .describe_network_interfaces()
+            .filters(
+                Filter::builder()
+                    .name("attachment.instance-id")
+                    .values(instance)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let mut enis: Vec<EniState> = found
+            .network_interfaces()
+            .iter()
+            .map(EniState::from)
+            .collect();
+        enis.sort_by_key(|e| e.device_index);
+        enis
+    }
+
+    pub async fn instance_tag(&self, instance: &str, key: &str) -> Option<String> {
+        let found = self
+            .ec2
+            .describe_instances()
+            .instance_ids(instance)
+            .send()
+            .await
+            .unwrap();
+        found
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .flat_map(|i| i.tags())
+            .find(|t| t.key() == Some(key))
+            .and_then(|t| t.value())
+            .map(str::to_owned)
+    }
+
+    /// Waits (polling the emulator) until the ENI is `available`.
+    pub async fn wait_available(&self, eni: &str) -> EniState {
+        let started = Instant::now();
+        loop {
+            let state = self.eni_state(eni).await;
+            if state.status == "available" || started.elapsed() > Duration::from_secs(10) {
+                return state;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// What the tests check of an ENI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EniState {
+    pub id: String,
+    pub status: String,
+    pub az: String,
+    pub instance: Option<String>,
+    pub device_index: Option<i32>,
+    pub attachment_status: Option<String>,
+    pub mac: String,
+    pub private_ip: String,
+    pub holder: Option<String>,
+    pub pool: Option<String>,
+}
+
+impl From<&aws_sdk_ec2::types::NetworkInterface> for EniState {
+    fn from(eni: &aws_sdk_ec2::types::NetworkInterface) -> Self {
+        let tag = |key: &str| {
+            eni.tag_set()
+                .iter()
+                .find(|t| t.key() == Some(key))
+                .and_then(|t| t.value())
+                .map(str::to_owned)
+        };
+        Self {
+            id: eni.network_interface_id().unwrap_or_default().to_owned(),
+            status: eni
+                .status()
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
+            az: eni.availability_zone().unwrap_or_default().to_owned(),
+            instance: eni
+                .attachment()
+                .and_then(|a| a.instance_id())
+                .map(str::to_owned),
+            device_index: eni.attachment().and_then(|a| a.device_index()),
+            attachment_status: eni
+                .attachment()
+                .and_then(|a| a.status())
+                .map(|s| s.as_str().to_owned()),
+            mac: eni.mac_address().unwrap_or_default().to_owned(),
+            private_ip: eni.private_ip_address().unwrap_or_default().to_owned(),
+            holder: tag(HOLDER_TAG),
+            pool: tag(POOL_TAG),
+        }
+    }
+}
+
+/// Metadata of an ENI hook for the pool, with extra keys.
+pub fn eni_metadata(pool: &str, extra: Value) -> String {
+    let mut metadata = json!({"pin": "eni", "pool": pool});
+    if let (Some(m), Some(extra)) = (metadata.as_object_mut(), extra.as_object()) {
+        m.extend(extra.clone());
+    }
+    metadata.to_string()
+}
+
+/// A sample event from `events/`, as a template.
+pub fn sample_event(name: &str) -> Value {
+    let path = repo_root().join("events").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A sample event with its detail pointing at a real lifecycle action of the emulator.
+pub fn sample_for(name: &str, action: &Value) -> Value {
+    let mut event = sample_event(name);
+    for key in [
+        "LifecycleActionToken",
+        "AutoScalingGroupName",
+        "LifecycleHookName",
+        "EC2InstanceId",
+        "NotificationMetadata",
+    ] {
+        event["detail"][key] = action["event"]["detail"][key].clone();
+    }
+    event
+}
+
+/// Runs the futures concurrently on this task, returning their outputs in order.
+pub async fn join_all<F: std::future::Future>(
+    futures: impl IntoIterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut set = Vec::new();
+    for future in futures {
+        set.push(Box::pin(future));
+    }
+    let mut outputs: Vec<Option<F::Output>> = set.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in set.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => *output = Some(value),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs
+        .into_iter()
+        .map(|o| o.expect("every future finished"))
+        .collect()
+}
+
+// --------------------------------------------------------------------------------------------
+// The real Lambda runtime loop: cargo-lambda's Lambda API emulator and the pinhook binary.
+
+/// The pinhook binary that cargo built beside this test or example.
+pub fn pinhook_binary() -> PathBuf {
+    if let Some(path) = option_env!("CARGO_BIN_EXE_pinhook") {
+        return PathBuf::from(path);
+    }
+    // examples live in target/<profile>/examples/, the binary in target/<profile>/
+    let exe = std::env::current_exe().expect("the path of this program");
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("pinhook"))
+        .unwrap_or_default();
+    assert!(
+        path.exists(),
+        "{} does not exist: build it with `cargo build --bin pinhook`",
+        path.display()
+    );
+    path
+}
+
+pub fn cargo_lambda() -> PathBuf {
+    std::env::var_os("PINHOOK_CARGO_LAMBDA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv/bin/cargo-lambda"))
+}
+
+/// A port nobody listens on at the moment.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// pinhook running in the Lambda runtime loop, fed by cargo-lambda's emulation of the Lambda
+/// APIs. Both processes are stopped by PID when this is dropped.
+pub struct LambdaRuntime {
+    apis: Child,
+    function: Child,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl LambdaRuntime {
+    pub fn start(emulator: &Emulator, extra_env: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let cargo_lambda = cargo_lambda();
+        assert!(
+            cargo_lambda.exists(),
+            "{} does not exist: run `make test` or `make demo` (they install cargo-lambda into .venv), or set PINHOOK_CARGO_LAMBDA",
+            cargo_lambda.display()
+        );
+        let log = std::env::temp_dir().join(format!("{}.log", unique("pinhook-function")));
+        let apis = Command::new(&cargo_lambda)
+            .args([
+                "lambda",
+                "watch",
+                "--only-lambda-apis",
+                "--invoke-address",
+                "127.0.0.1",
+                "--invoke-port",
+            ])
+            .arg(port.to_string())
+            .current_dir(repo_root())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", cargo_lambda.display()));
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "cargo lambda did not listen on {port} within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let output = std::fs::File::create(&log).expect("a log file");
+        let mut command = Command::new(pinhook_binary());
+        command
+            .env(
+                "AWS_LAMBDA_RUNTIME_API",
+                format!("http://127.0.0.1:{port}/.rt"),
+            )
+            .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+            .env("AWS_REGION", REGION)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_ENDPOINT_URL", &emulator.url)
+            .env("PINHOOK_POLL_INTERVAL_MS", "100")
+            .env_remove("AWS_PROFILE")
+            .stdin(Stdio::null())
+            .stdout(output.try_clone().expect("a log file"))
+            .stderr(output);
+        for (key, value) in extra_env {
+            command.env(key, value);
+        }
+        let function = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", pinhook_binary().display()));
+        Self {
+            apis,
+            function,
+            port,
+            log,
+        }
+    }
+
+    /// Invokes the function through Lambda's Invoke API, as `cargo lambda invoke` does.
+    pub fn invoke(&self, event: &Value) -> Value {
+        let url = format!(
+            "http://127.0.0.1:{}/2015-03-31/functions/_/invocations",
+            self.port
+        );
+        let (status, body) = http("POST", &url, Some(&event.to_string()))
+            .unwrap_or_else(|e| panic!("invoking: {e}"));
+        let body: Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("invoke answered non-JSON ({e}): {body}"));
+        assert!(status < 300, "invoke answered {status}: {body}");
+        body
+    }
+
+    /// Replays a file with `cargo lambda invoke --data-file`, as a user would.
+    pub fn invoke_file(&self, path: &Path) -> Result<Value, String> {
+        let output = Command::new(cargo_lambda())
+            .args([
+                "lambda",
+                "invoke",
+                "--invoke-address",
+                "127.0.0.1",
+                "--invoke-port",
+            ])
+            .arg(self.port.to_string())
+            .arg("--data-file")
+            .arg(path)
+            .current_dir(repo_root())
+            .output()
+            .map_err(|e| e.to_string())?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        if !output.status.success() {
+            return Err(format!(
+                "{stdout}{}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        serde_json::from_str(stdout.trim()).map_err(|e| format!("{e}: {stdout}"))
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for LambdaRuntime {
+    fn drop(&mut self) {
+        for child in [&mut self.function, &mut self.apis] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
