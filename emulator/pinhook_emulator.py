@@ -584,12 +584,44 @@ def install_patches() -> None:
 # The server: one lock around moto, the control API beside it
 
 
+# Parameters worth recording for each request, so tests can see exactly what was asked.
+RECORDED_PARAMS = (
+    "NetworkInterfaceId",
+    "InstanceId",
+    "AttachmentId",
+    "DeviceIndex",
+    "AllocationId",
+    "AssociationId",
+    "LifecycleActionToken",
+    "LifecycleActionResult",
+    "AutoScalingGroupName",
+)
+
+
 class Calls:
+    """Every request the emulator served: counts per action, and a log of the mutating ones."""
+
     def __init__(self) -> None:
         self.by_action: dict[str, int] = {}
+        self.log: list[dict[str, Any]] = []
 
     def count(self, action: str) -> None:
         self.by_action[action] = self.by_action.get(action, 0) + 1
+
+    def record(self, action: str, form: dict[str, list[str]], status: str, payload: bytes) -> None:
+        if action.startswith("Describe"):
+            return
+        entry: dict[str, Any] = {"action": action, "status": int(status.split()[0])}
+        for key in RECORDED_PARAMS:
+            if key in form:
+                entry[key] = form[key][0]
+        if entry["status"] >= 400:
+            text = payload.decode("utf-8", "replace")
+            start, end = text.find("<Code>"), text.find("</Code>")
+            if start >= 0 and end > start:
+                entry["code"] = text[start + len("<Code>") : end]
+        self.log.append(entry)
+        del self.log[:-100_000]
 
 
 CALLS = Calls()
@@ -617,6 +649,7 @@ class Emulator:
         body = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(body)
         action = request_action(environ, body)
+        form = parse_qs(body.decode("utf-8", "replace")) if body else {}
         captured: dict[str, Any] = {}
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -634,6 +667,7 @@ class Emulator:
                 close = getattr(chunks, "close", None)
                 if close:
                     close()
+            CALLS.record(action, form, captured["status"], payload)
         start_response(captured["status"], captured["headers"])
         return [payload]
 
@@ -669,6 +703,10 @@ class Emulator:
                 return reply(start_response, 200, {"fired": CLAIMERS.fired, "armed": CLAIMERS.rules})
             if route == "calls" and method == "GET":
                 return reply(start_response, 200, {"calls": CALLS.by_action})
+            if route == "requests" and method == "GET":
+                wanted = {k: v for k, v in query.items()}
+                found = [e for e in CALLS.log if all(str(e.get(k)) == v for k, v in wanted.items())]
+                return reply(start_response, 200, {"requests": found})
             if route == "settings" and method == "POST":
                 for key in ("attach_delay", "detach_delay"):
                     if key in body:

@@ -299,6 +299,21 @@ const SETTING_NAMES: [&str; 6] = [
     "PINHOOK_METRICS_NAMESPACE",
 ];
 
+impl fmt::Display for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "PINHOOK_ATTACH_TIMEOUT_SECS={} PINHOOK_POLL_INTERVAL_MS={} PINHOOK_COMPLETION_RESERVE_MS={} PINHOOK_HEARTBEAT_INTERVAL_SECS={} PINHOOK_MAX_ATTEMPTS={} PINHOOK_METRICS_NAMESPACE={}",
+            self.attach_timeout.as_secs(),
+            self.poll_interval.as_millis(),
+            self.completion_reserve.as_millis(),
+            self.heartbeat_interval.as_secs(),
+            self.max_attempts,
+            self.metrics_namespace
+        )
+    }
+}
+
 impl Settings {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, SettingsError> {
@@ -474,6 +489,17 @@ mod tests {
         .unwrap();
         assert_eq!(settings.poll_interval, Duration::from_millis(250));
         assert_eq!(settings.max_attempts, 3);
+    }
+
+    #[test]
+    fn settings_print_as_the_variables_that_set_them() {
+        let printed = Settings::default().to_string();
+        let reparsed = Settings::from_vars(printed.split(' ').map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap();
+            (name.to_owned(), value.to_owned())
+        }))
+        .unwrap();
+        assert_eq!(reparsed, Settings::default());
     }
 
     #[test]

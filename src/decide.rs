@@ -65,10 +65,7 @@ pub fn check(action: &LifecycleAction, described: Option<&GroupInstance>) -> Ver
             action.instance,
             instance.state,
             instance.group,
-            match action.transition {
-                Transition::Launch => "launch",
-                Transition::Terminate => "terminate",
-            }
+            action.transition.as_str()
         ),
     })
 }

@@ -28,7 +28,16 @@ impl Deadline {
     }
 
     /// From the deadline Lambda gives in milliseconds since the Unix epoch.
+    ///
+    /// Local Lambda emulators differ: `cargo lambda watch` sends the timeout itself (600000)
+    /// rather than a date. No real deadline lies before 2001, so a smaller value is read as a
+    /// duration, capped at Lambda's 15-minute maximum.
     pub fn from_epoch_millis(deadline_ms: u64) -> Self {
+        const EPOCH_2001_MS: u64 = 1_000_000_000_000;
+        const LAMBDA_MAX_MS: u64 = 15 * 60 * 1000;
+        if deadline_ms < EPOCH_2001_MS {
+            return Self::after(Duration::from_millis(deadline_ms.min(LAMBDA_MAX_MS)));
+        }
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
@@ -152,7 +161,7 @@ pub enum HandlerError {
 
 /// How one attempt to pin ended, before the lifecycle action is completed.
 enum Pinning {
-    Pinned(Eni, Option<String>),
+    Pinned(Box<Eni>, Option<String>),
     NotPinned(String),
     Stale(String),
     EnterWarmPool,
@@ -207,7 +216,7 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
                     group = action.as_ref().map(|a| a.group.as_str()),
                     hook = action.as_ref().map(|a| a.hook.as_str()),
                     instance = action.as_ref().map(|a| a.instance.as_str()),
-                    transition = ?transition,
+                    transition = transition.map(Transition::as_str),
                 );
                 Box::pin(
                     self.malformed(
@@ -227,7 +236,7 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
                     group = %action.group,
                     hook = %action.hook,
                     instance = %action.instance,
-                    transition = ?action.transition,
+                    transition = action.transition.as_str(),
                     pool = field::Empty,
                     member = field::Empty,
                 );
@@ -613,7 +622,7 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
                 }
             }
         }
-        Ok(Pinning::Pinned(attached, note))
+        Ok(Pinning::Pinned(Box::new(attached), note))
     }
 
     /// Polls until the ENI's attachment to the instance is `attached`. The inner error says why
@@ -941,5 +950,36 @@ fn waiting_for(state: &LifecycleState) -> Option<Transition> {
             Some(Transition::Terminate)
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lambda_deadline_is_read_as_a_date_and_an_emulators_as_a_duration() {
+        let in_a_minute = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+            + 60_000;
+        let remaining = Deadline::from_epoch_millis(in_a_minute).remaining();
+        assert!(
+            remaining > Duration::from_secs(58) && remaining <= Duration::from_secs(60),
+            "{remaining:?}"
+        );
+        assert_eq!(
+            Deadline::from_epoch_millis(600_000).remaining(),
+            Duration::from_secs(600)
+        );
+        assert_eq!(
+            Deadline::from_epoch_millis(u64::from(u32::MAX)).remaining(),
+            Duration::from_secs(900)
+        );
+        assert_eq!(
+            Deadline::from_epoch_millis(1_500_000_000_000).remaining(),
+            Duration::ZERO
+        );
     }
 }

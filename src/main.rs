@@ -13,7 +13,7 @@ async fn main() -> Result<(), Error> {
     let settings = Settings::from_env().inspect_err(|err| {
         tracing::error!(error = %err, "invalid configuration; fix the function's environment variables");
     })?;
-    tracing::info!(settings = ?settings, "pinhook starting");
+    tracing::info!(settings = %settings, "pinhook starting");
     let sdk = load_sdk_config(&settings).await;
     let app = Pinhook::new(
         AutoScalingClient::new(aws_sdk_autoscaling::Client::new(&sdk)),

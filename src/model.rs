@@ -84,6 +84,13 @@ pub enum Transition {
 }
 
 impl Transition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Launch => "launch",
+            Self::Terminate => "terminate",
+        }
+    }
+
     pub fn parse(value: &str) -> Option<Self> {
         match value {
             "autoscaling:EC2_INSTANCE_LAUNCHING" => Some(Self::Launch),

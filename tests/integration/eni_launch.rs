@@ -122,8 +122,14 @@ async fn never_takes_an_eni_from_another_az() {
         .deliver(&world.emulator.pending_events(&group.name)[0])
         .await;
 
-    // Then nothing was attached, and the default failure outcome abandoned the launch
+    // Then no ENI of the other AZ was even tried, and the default failure outcome abandoned
+    // the launch
     assert_eq!(summary.outcome, Outcome::Abandon, "{summary:?}");
+    let attempts = world.emulator.requests(&[
+        ("action", "AttachNetworkInterface"),
+        ("InstanceId", &instance),
+    ]);
+    assert!(attempts.is_empty(), "{attempts:?}");
     assert!(
         summary
             .reason
@@ -174,6 +180,31 @@ async fn a_member_taken_between_listing_and_attaching_moves_the_claim_to_the_nex
         .clone();
     let stolen = fired["eni"].as_str().unwrap();
     let other = enis.iter().find(|e| *e != stolen).unwrap();
+    let attempts = world.emulator.requests(&[
+        ("action", "AttachNetworkInterface"),
+        ("InstanceId", &instance),
+    ]);
+    let codes: Vec<_> = attempts
+        .iter()
+        .map(|a| {
+            (
+                a["NetworkInterfaceId"].clone(),
+                a["status"].clone(),
+                a["code"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            (
+                json!(stolen),
+                json!(400),
+                json!("InvalidNetworkInterface.InUse")
+            ),
+            (json!(other), json!(200), serde_json::Value::Null)
+        ]
+    );
     assert_eq!(
         world.eni_state(stolen).await.instance.as_deref(),
         Some(thief.as_str())

@@ -106,10 +106,12 @@ async fn the_primary_and_foreign_interfaces_are_never_detached() {
         world.lifecycle_state(&instance).await.as_deref(),
         Some("Terminating:Wait")
     );
+    // (a detach in progress would still list the ENI as attached, with status "detaching")
     let attached: Vec<(Option<i32>, String)> = world
         .attached_to(&instance)
         .await
         .into_iter()
+        .inspect(|e| assert_eq!(e.attachment_status.as_deref(), Some("attached"), "{e:?}"))
         .map(|e| (e.device_index, e.id))
         .collect();
     assert_eq!(attached.len(), 3, "{attached:?}");

@@ -137,3 +137,48 @@ async fn the_test_notification_is_ignored() {
     assert_eq!(summary.completion, None);
     assert_eq!(summary.group.as_deref(), Some("licensed-app"));
 }
+
+#[tokio::test]
+async fn lifecycle_actions_through_the_lambda_runtime_loop_pin_and_release() {
+    // Given pinhook as deployed: the binary in the Lambda runtime loop, its settings and AWS
+    // endpoint from the environment, and Lambda's deadline from the runtime API
+    let world = World::new().await;
+    let runtime =
+        LambdaRuntime::start(world.emulator, &[("PINHOOK_COMPLETION_RESERVE_MS", "2000")]);
+    let net = world.network().await;
+    let pool = unique("licence");
+    let eni = world.eni_pool(&net, &pool, AZ_A, 1).await.remove(0);
+    let metadata = eni_metadata(&pool, json!({}));
+    let group = world
+        .group(GroupSpec {
+            subnets: vec![net.subnet_a.clone()],
+            launch_metadata: Some(metadata.clone()),
+            terminate_metadata: Some(metadata),
+            extra_terminate_hook: false,
+            max_size: 2,
+        })
+        .await;
+    world.scale(&group, 1).await;
+
+    // When the launch and then the terminate action are invoked
+    let launch = runtime.invoke(&world.emulator.pending_events(&group.name)[0]);
+    assert_eq!(
+        launch["outcome"],
+        "CONTINUE",
+        "{launch}\n{}",
+        runtime.logs()
+    );
+    assert_eq!(launch["member"], eni.as_str());
+    world.scale(&group, 0).await;
+    let release = runtime.invoke(&world.emulator.pending_events(&group.name)[0]);
+
+    // Then the ENI was pinned and released, and the logs carry the event's fields and metrics
+    assert_eq!(release["outcome"], "CONTINUE", "{release}");
+    assert_eq!(world.eni_state(&eni).await.status, "available");
+    let logs = runtime.logs();
+    assert!(logs.contains(&format!("\"member\":\"{eni}\"")), "{logs}");
+    assert!(
+        logs.contains("\"_aws\"") && logs.contains("\"Pinned\":1.0"),
+        "an EMF line:\n{logs}"
+    );
+}

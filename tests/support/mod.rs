@@ -232,6 +232,17 @@ impl Emulator {
             .unwrap_or_else(|| panic!("no {transition} action for {instance} in {group}"))
     }
 
+    /// The mutating requests the emulator served whose recorded parameters match, e.g.
+    /// `[("action", "AttachNetworkInterface"), ("InstanceId", "i-…")]`.
+    pub fn requests(&self, matching: &[(&str, &str)]) -> Vec<Value> {
+        let query: Vec<String> = matching.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let route = format!("requests?{}", query.join("&"));
+        self.control("GET", &route, None)["requests"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// Before `victim`'s next AttachNetworkInterface lands, `winner` takes that very ENI.
     pub fn arm_claimer(&self, victim: &str, winner: &str) {
         self.control(
@@ -439,7 +450,11 @@ impl World {
     }
 
     pub async fn group(&self, spec: GroupSpec) -> Group {
-        let name = unique("asg");
+        self.group_named(&unique("asg"), spec).await
+    }
+
+    pub async fn group_named(&self, name: &str, spec: GroupSpec) -> Group {
+        let name = name.to_owned();
         let template = format!("lt-{name}");
         self.ec2
             .create_launch_template()

@@ -1,0 +1,12 @@
+# Entry points; each calls a script in scripts/ that installs what it needs.
+.PHONY: demo test lint
+
+demo:  ## pinhook end to end against the local emulator, through the Lambda runtime loop
+	scripts/demo
+
+test:  ## unit and integration tests (the emulator is started and stopped by the tests)
+	scripts/test
+
+lint:  ## formatting and clippy, as CI checks them
+	cargo fmt --check
+	cargo clippy --locked --all-targets -- -D warnings
