@@ -135,13 +135,17 @@ async fn run() -> Result<(), String> {
         problems.push(format!("instances left in the group: {left:?}"));
     }
 
+    let log = runtime.log.clone();
+    drop(runtime);
+    emulator.stop();
+    println!("\n==> stopped pinhook, cargo-lambda and the emulator");
     if problems.is_empty() {
         println!(
             "\ndemo passed: 4 instances pinned to 4 distinct ENIs in their own AZ, and all 4 ENIs released on scale-in"
         );
         Ok(())
     } else {
-        println!("\nfunction logs: {}", runtime.log.display());
+        println!("function logs: {}", log.display());
         Err(problems.join("; "))
     }
 }

@@ -356,7 +356,17 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
                 let on_failure = HookConfig::on_failure_lenient(metadata);
                 return match decide::check(action, self.describe(action).await?.as_ref()) {
                     Verdict::Stale { reason } => Ok(self.stale(action, reason)),
-                    _ => {
+                    // Nothing is pinned in the warm pool, so the metadata does not matter yet.
+                    Verdict::EnterWarmPool => {
+                        self.complete(
+                            &action.action_ref(),
+                            LifecycleResult::Continue,
+                            Summary::about(action, Outcome::Continue),
+                            format!("launching into the warm pool; the hook metadata must be fixed before it leaves: {err}"),
+                        )
+                        .await
+                    }
+                    Verdict::Pin { .. } | Verdict::Release => {
                         metrics.add(metrics::FAILED_ACTIONS, 1.0);
                         self.complete(
                             &action.action_ref(),
@@ -600,7 +610,10 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
         let instance = &action.instance;
         let attached = match self.wait_for_attachment(eni, instance, deadline).await? {
             Ok(attached) => attached,
-            Err(reason) => return Ok(Pinning::NotPinned(reason)),
+            Err(reason) => {
+                self.roll_back(eni, instance).await;
+                return Ok(Pinning::NotPinned(reason));
+            }
         };
         let (holder, lease) = tokio::join!(
             self.ec2
@@ -623,6 +636,28 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
             }
         }
         Ok(Pinning::Pinned(Box::new(attached), note))
+    }
+
+    /// Detaches an ENI whose attachment never settled, so an instance completed with
+    /// `on_failure` = continue does not keep a half-attached member without a lease. Best
+    /// effort: an abandoned instance releases it anyway when it terminates.
+    async fn roll_back(&self, eni: &EniId, instance: &InstanceId) {
+        let attachment = match self.ec2.network_interface(eni).await {
+            Ok(Some(current)) if current.attachment_instance() == Some(instance) => {
+                current.attachment.and_then(|a| a.id)
+            }
+            _ => None,
+        };
+        if let Some(attachment) = attachment {
+            match self.ec2.detach_network_interface(&attachment).await {
+                Ok(()) => {
+                    info!(member = %eni, "detached the member whose attachment never settled")
+                }
+                Err(err) => {
+                    warn!(member = %eni, error = %err, "could not detach the member whose attachment never settled")
+                }
+            }
+        }
     }
 
     /// Polls until the ENI's attachment to the instance is `attached`. The inner error says why

@@ -132,8 +132,9 @@ pub fn http_json(method: &str, url: &str, body: Option<&Value>) -> Value {
 /// A running emulator on 127.0.0.1, stopped (by its PID) when dropped, and in any case when
 /// the process that started it exits.
 pub struct Emulator {
-    child: Child,
+    child: std::sync::Mutex<Child>,
     pub url: String,
+    pid: u32,
 }
 
 impl Emulator {
@@ -161,9 +162,11 @@ impl Emulator {
             .stdout(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("starting the emulator with {}: {e}", python.display()));
+        let pid = child.id();
         let mut emulator = Self {
-            child,
+            child: std::sync::Mutex::new(child),
             url: String::new(),
+            pid,
         };
         let started = Instant::now();
         loop {
@@ -174,7 +177,12 @@ impl Emulator {
                     break;
                 }
             }
-            if let Ok(Some(status)) = emulator.child.try_wait() {
+            if let Ok(Some(status)) = emulator
+                .child
+                .get_mut()
+                .map(|c| c.try_wait())
+                .unwrap_or(Ok(None))
+            {
                 panic!("the emulator exited at start-up with {status}");
             }
             assert!(
@@ -193,7 +201,15 @@ impl Emulator {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.pid
+    }
+
+    /// Stops the emulator (by its PID).
+    pub fn stop(&self) {
+        if let Ok(mut child) = self.child.lock() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     pub fn control(&self, method: &str, route: &str, body: Option<&Value>) -> Value {
@@ -255,8 +271,7 @@ impl Emulator {
 
 impl Drop for Emulator {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 
