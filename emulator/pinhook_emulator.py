@@ -48,6 +48,7 @@ from moto.core.responses import EmptyResult
 from moto.ec2.exceptions import EC2ClientError, InvalidNetworkAttachmentIdError
 from moto.ec2.models import elastic_ip_addresses, elastic_network_interfaces
 from moto.ec2.models.instances import Instance
+from moto.ec2.utils import random_eip_association_id
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -181,11 +182,65 @@ def terminate_releasing_enis(self: Any) -> Any:
         if eni.device_index != 0 and not eni.delete_on_termination:
             self.detach_eni(eni)
             eni.pinhook_attachment_status = "attached"
+        elif eni.delete_on_termination or eni.device_index == 0:
+            # The primary interface goes with the instance, and so does its address association.
+            address = address_of_interface(self.ec2_backend, eni)
+            if address is not None:
+                self.ec2_backend.disassociate_address(association_id=address.association_id)
     return previous
 
 
 def address_instance_id(self: Any) -> str | None:
-    return self.instance.id if self.instance else None
+    """AWS names the instance of the interface the address is on, however it was associated."""
+    if self.instance:
+        return self.instance.id
+    if self.eni is not None and self.eni.instance is not None:
+        return self.eni.instance.id
+    return None
+
+
+def address_of_interface(backend: Any, eni: Any) -> Any:
+    return next((a for a in backend.addresses if a.eni is eni), None)
+
+
+def strict_associate(
+    self: Any,
+    instance: Any = None,
+    eni: Any = None,
+    address: str | None = None,
+    allocation_id: str | None = None,
+    reassociate: Any = False,
+) -> Any:
+    """AssociateAddress as AWS does it in a VPC: with AllowReassociation=false an address that is
+    associated with anything else is refused; the same association again is a no-op; an address
+    already on the target interface is moved off it (it stays allocated)."""
+    if address:
+        eip = self.address_by_ip([address])[0]
+    else:
+        eip = self.address_by_allocation([allocation_id])[0]
+    reassociate = str(reassociate).lower() == "true"
+    target = eni if eni is not None else (instance.nics.get(0) if instance else None)
+    if target is None:
+        raise EC2ClientError("InvalidParameterValue", "The instance has no network interface")
+    if target.instance is not None:
+        CLAIMERS.before_associate(self, target.instance, eip)
+    if eip.eni is target:
+        return eip
+    if eip.eni is not None or eip.instance is not None:
+        if not reassociate:
+            raise EC2ClientError(
+                "Resource.AlreadyAssociated",
+                f"resource {eip.allocation_id} is already associated with associate-id {eip.association_id}",
+            )
+        self.disassociate_address(association_id=eip.association_id)
+    previous = address_of_interface(self, target)
+    if previous is not None:
+        self.disassociate_address(association_id=previous.association_id)
+    eip.instance = None
+    eip.eni = target
+    target.public_ip = eip.public_ip
+    eip.association_id = random_eip_association_id()
+    return eip
 
 
 def address_network_interface_id(self: Any) -> str | None:
@@ -193,8 +248,9 @@ def address_network_interface_id(self: Any) -> str | None:
 
 
 class Claimers:
-    """One-shot concurrent claimers: before instance X's next AttachNetworkInterface lands,
-    instance Y takes the very ENI X asked for, as a second claimer racing X would."""
+    """One-shot concurrent claimers: before instance X's next AttachNetworkInterface (or
+    AssociateAddress) lands, instance Y takes the very ENI (or address) X asked for, as a second
+    claimer racing X would."""
 
     def __init__(self) -> None:
         self.rules: dict[str, str] = {}
@@ -214,6 +270,17 @@ class Claimers:
         winner.attach_eni(eni, index)
         eni.pinhook_attachment_status = "attached"
         self.fired.append({"victim": instance.id, "winner": winner_id, "eni": eni.id})
+
+    def before_associate(self, backend: Any, instance: Any, eip: Any) -> None:
+        winner_id = self.rules.pop(instance.id, None)
+        if winner_id is None or eip.eni is not None:
+            return
+        winner = backend.get_instance(winner_id)
+        primary = winner.nics[0]
+        eip.eni = primary
+        primary.public_ip = eip.public_ip
+        eip.association_id = random_eip_association_id()
+        self.fired.append({"victim": instance.id, "winner": winner_id, "allocation_id": eip.allocation_id})
 
 
 CLAIMERS = Claimers()
@@ -568,6 +635,7 @@ def install_patches() -> None:
     elastic_network_interfaces.NetworkInterfaceBackend.detach_network_interface = strict_detach
     Instance.terminate = terminate_releasing_enis
     elastic_ip_addresses.ElasticAddress.instance_id = property(address_instance_id)
+    elastic_ip_addresses.ElasticAddressBackend.associate_address = strict_associate
     elastic_ip_addresses.ElasticAddress.network_interface_id = property(
         address_network_interface_id
     )

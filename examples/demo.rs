@@ -1,6 +1,8 @@
 //! The demo: pinhook's main job end to end against the local AWS emulator, each lifecycle action
-//! delivered as an EventBridge event through the real Lambda runtime loop. Run it with
-//! `make demo`; it exits non-zero if any instance is not pinned as expected.
+//! delivered as an EventBridge event through the real Lambda runtime loop. Three scenarios: a
+//! pool of ENIs (fixed MACs), a pool of Elastic IPs (fixed public IPs), and single-instance high
+//! availability across AZs. Run it with `make demo`; it exits non-zero if anything is not
+//! pinned or released as expected.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -10,10 +12,10 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use serde_json::{Value, json};
-use support::{AZ_A, AZ_B, Emulator, EniState, GroupSpec, LambdaRuntime, World, eni_metadata};
-
-const POOL: &str = "licence-demo";
-const GROUP: &str = "licensed-app";
+use support::{
+    AZ_A, AZ_B, Emulator, EniState, GroupSpec, LambdaRuntime, Network, World, eip_metadata,
+    eni_metadata,
+};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -43,41 +45,60 @@ async fn run() -> Result<(), String> {
     );
 
     step(&format!(
-        "creating a VPC with a subnet in {AZ_A} and {AZ_B}, and the ENI pool {POOL:?}"
+        "creating a VPC with a subnet in {AZ_A} and one in {AZ_B}"
     ));
     let net = world.network().await;
-    let mut pool = world.eni_pool(&net, POOL, AZ_A, 2).await;
-    pool.extend(world.eni_pool(&net, POOL, AZ_B, 2).await);
-    print_pool(&world, &pool).await;
+
+    let mut problems = Vec::new();
+    eni_scenario(&world, &runtime, &net, &mut problems).await?;
+    eip_scenario(&world, &runtime, &net, &mut problems).await?;
+    ha_scenario(&world, &runtime, &net, &mut problems).await?;
+
+    let log = runtime.log.clone();
+    drop(runtime);
+    emulator.stop();
+    println!("\n==> stopped pinhook, cargo-lambda and the emulator");
+    if problems.is_empty() {
+        println!(
+            "\ndemo passed: 4 instances pinned to 4 distinct ENIs in their own AZ and 2 to 2 distinct Elastic IPs, \
+             everything released on scale-in, and the HA replacement took its address over across AZs"
+        );
+        Ok(())
+    } else {
+        println!("function logs: {}", log.display());
+        Err(problems.join("; "))
+    }
+}
+
+/// A fixed MAC for every instance: a pool of ENIs in both AZs.
+async fn eni_scenario(
+    world: &World,
+    runtime: &LambdaRuntime,
+    net: &Network,
+    problems: &mut Vec<String>,
+) -> Result<(), String> {
+    const POOL: &str = "licence";
+    banner("ENI pool: a fixed MAC address per instance, for MAC-bound licences");
+    step(&format!(
+        "creating the ENI pool {POOL:?}: two ENIs in each AZ, tagged pinhook:pool={POOL}"
+    ));
+    let mut pool = world.eni_pool(net, POOL, AZ_A, 2).await;
+    pool.extend(world.eni_pool(net, POOL, AZ_B, 2).await);
+    print_enis(world, &pool).await;
 
     let metadata = eni_metadata(POOL, json!({}));
     step(&format!(
-        "creating the group {GROUP:?} with launch and terminate hooks whose metadata is {metadata}"
+        "creating the group \"licensed-app\" over both AZs, with launch and terminate hooks whose metadata is {metadata}"
     ));
     let group = world
-        .group_named(
-            GROUP,
-            GroupSpec {
-                subnets: vec![net.subnet_a.clone(), net.subnet_b.clone()],
-                launch_metadata: Some(metadata.clone()),
-                terminate_metadata: Some(metadata),
-                extra_terminate_hook: false,
-                max_size: 4,
-            },
-        )
+        .group_named("licensed-app", spec(net, metadata, 4))
         .await;
 
     step("scaling out to 4 instances: each waits in Pending:Wait for its launch hook");
     world.scale(&group, 4).await;
-    for (instance, az, state) in world.instances(&group).await {
-        println!("    {instance}  {az}  {state}");
-    }
+    deliver_all(runtime, world.emulator.pending_events(&group.name))?;
 
-    step("delivering each pending launch action as the EventBridge event AWS would send");
-    deliver_all(&runtime, emulator.pending_events(&group.name))?;
-
-    step("result");
-    let mut problems = Vec::new();
+    step("the instances");
     let mut pinned = BTreeSet::new();
     println!(
         "    {:<21} {:<11} {:<23} {:<18} {:<11} lifecycle",
@@ -112,15 +133,14 @@ async fn run() -> Result<(), String> {
         }
     }
     if pinned.len() != 4 {
-        problems.push(format!("{} of 4 instances pinned", pinned.len()));
+        problems.push(format!("{} of 4 instances got an ENI", pinned.len()));
     }
 
     step("scaling in to 0: each instance waits in Terminating:Wait for its terminate hook");
     world.scale(&group, 0).await;
-    deliver_all(&runtime, emulator.pending_events(&group.name))?;
-
-    step("the pool after scale-in");
-    print_pool(&world, &pool).await;
+    deliver_all(runtime, world.emulator.pending_events(&group.name))?;
+    step("the ENI pool after scale-in");
+    print_enis(world, &pool).await;
     for eni in &pool {
         let state = world.eni_state(eni).await;
         if state.status != "available" || state.holder.is_some() {
@@ -130,24 +150,169 @@ async fn run() -> Result<(), String> {
             ));
         }
     }
-    let left = world.instances(&group).await;
-    if !left.is_empty() {
-        problems.push(format!("instances left in the group: {left:?}"));
+    Ok(())
+}
+
+/// A fixed public IP for every instance: a pool of Elastic IPs, e.g. for a partner's
+/// allow-list or EKS node egress.
+async fn eip_scenario(
+    world: &World,
+    runtime: &LambdaRuntime,
+    net: &Network,
+    problems: &mut Vec<String>,
+) -> Result<(), String> {
+    const POOL: &str = "partner-egress";
+    banner("Elastic IP pool: a fixed public IP per instance, for allow-lists and EKS node egress");
+    step(&format!(
+        "allocating two Elastic IPs tagged pinhook:pool={POOL}"
+    ));
+    let pool = world.eip_pool(POOL, 2).await;
+    print_addresses(world, &pool).await;
+
+    let metadata = eip_metadata(POOL, json!({"interface": 0}));
+    step(&format!(
+        "creating the group \"egress-nodes\" with hooks whose metadata is {metadata}"
+    ));
+    let group = world
+        .group_named("egress-nodes", spec(net, metadata, 2))
+        .await;
+    step("scaling out to 2 instances");
+    world.scale(&group, 2).await;
+    deliver_all(runtime, world.emulator.pending_events(&group.name))?;
+
+    step("the instances and their public IPs");
+    let mut held = BTreeSet::new();
+    println!(
+        "    {:<21} {:<11} {:<27} {:<16} lifecycle",
+        "instance", "AZ", "Elastic IP (allocation)", "public IP"
+    );
+    for (instance, az, state) in world.instances(&group).await {
+        let primary = world.interface_at(&instance, 0).await;
+        let on_primary = world.addresses_on(&primary.id).await;
+        let (allocation, public_ip) = match on_primary.as_slice() {
+            [one] => (one.clone(), world.address_state(one).await.public_ip),
+            _ => ("-".into(), "-".into()),
+        };
+        println!("    {instance:<21} {az:<11} {allocation:<27} {public_ip:<16} {state}");
+        if on_primary.len() != 1
+            || !pool.contains(&allocation)
+            || state != "InService"
+            || !held.insert(allocation.clone())
+        {
+            problems.push(format!("{instance} does not hold exactly one pool address of its own ({on_primary:?}, {state})"));
+        }
     }
 
-    let log = runtime.log.clone();
-    drop(runtime);
-    emulator.stop();
-    println!("\n==> stopped pinhook, cargo-lambda and the emulator");
-    if problems.is_empty() {
-        println!(
-            "\ndemo passed: 4 instances pinned to 4 distinct ENIs in their own AZ, and all 4 ENIs released on scale-in"
-        );
-        Ok(())
-    } else {
-        println!("function logs: {}", log.display());
-        Err(problems.join("; "))
+    step("scaling in to 0: the addresses are disassociated and stay allocated, in the pool");
+    world.scale(&group, 0).await;
+    deliver_all(runtime, world.emulator.pending_events(&group.name))?;
+    print_addresses(world, &pool).await;
+    for allocation in &pool {
+        let state = world.address_state(allocation).await;
+        if state.association.is_some() || state.holder.is_some() || state.public_ip.is_empty() {
+            problems.push(format!(
+                "{allocation} was not released into the pool ({state:?})"
+            ));
+        }
     }
+    Ok(())
+}
+
+/// Single-instance high availability: one instance across two AZs, one public IP that follows
+/// the instance when its AZ fails.
+async fn ha_scenario(
+    world: &World,
+    runtime: &LambdaRuntime,
+    net: &Network,
+    problems: &mut Vec<String>,
+) -> Result<(), String> {
+    const POOL: &str = "ha-ip";
+    banner("Single-instance HA: min = max = 1 across two AZs, the public IP follows the instance");
+    let address = world.eip_pool(POOL, 1).await.remove(0);
+    let public_ip = world.address_state(&address).await.public_ip;
+    let metadata = eip_metadata(POOL, json!({"takeover": true}));
+    step(&format!(
+        "one Elastic IP ({public_ip}) in pool {POOL:?}; the group \"single-ha\" has hooks with {metadata}"
+    ));
+    let group = world.group_named("single-ha", spec(net, metadata, 1)).await;
+    world.scale(&group, 1).await;
+    deliver_all(runtime, world.emulator.pending_events(&group.name))?;
+    let Some((old, old_az, _)) = world.instances(&group).await.into_iter().next() else {
+        return Err("the HA group launched no instance".into());
+    };
+    println!("    {old} in {old_az} holds {public_ip}");
+
+    let healthy_az = if old_az == AZ_A { AZ_B } else { AZ_A };
+    step(&format!(
+        "{old_az} fails: the group moves to {healthy_az} and replaces {old}, whose termination waits on its hook"
+    ));
+    world
+        .asg
+        .update_auto_scaling_group()
+        .auto_scaling_group_name(&group.name)
+        .vpc_zone_identifier(net.subnet(healthy_az))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    world
+        .asg
+        .terminate_instance_in_auto_scaling_group()
+        .instance_id(&old)
+        .should_decrement_desired_capacity(false)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    for (instance, az, state) in world.instances(&group).await {
+        println!("    {instance}  {az}  {state}");
+    }
+
+    step(
+        "delivering the replacement's launch: its old holder is terminating, so it takes the address over",
+    );
+    let actions = world.emulator.actions(&group.name, false);
+    let launches: Vec<Value> = actions
+        .iter()
+        .filter(|a| a["instance_id"] != old.as_str())
+        .map(|a| a["event"].clone())
+        .collect();
+    deliver_all(runtime, launches)?;
+    step(&format!(
+        "delivering {old}'s terminate action: nothing of its own left to release"
+    ));
+    deliver_all(runtime, world.emulator.pending_events(&group.name))?;
+
+    let state = world.address_state(&address).await;
+    let instances = world.instances(&group).await;
+    match instances.as_slice() {
+        [(new, az, lifecycle)]
+            if state.instance.as_deref() == Some(new.as_str())
+                && az == healthy_az
+                && lifecycle == "InService" =>
+        {
+            println!(
+                "    {public_ip} is now on {new} in {az} ({lifecycle}); {old} is {}",
+                world.ec2_state(&old).await
+            );
+        }
+        _ => problems.push(format!(
+            "the HA address did not follow the replacement: {state:?}, {instances:?}"
+        )),
+    }
+    Ok(())
+}
+
+fn spec(net: &Network, metadata: String, max_size: i32) -> GroupSpec {
+    GroupSpec {
+        subnets: vec![net.subnet_a.clone(), net.subnet_b.clone()],
+        launch_metadata: Some(metadata.clone()),
+        terminate_metadata: Some(metadata),
+        extra_terminate_hook: false,
+        max_size,
+    }
+}
+
+fn banner(text: &str) {
+    println!("\n\n#### {text}");
 }
 
 fn step(text: &str) {
@@ -163,7 +328,7 @@ fn deliver_all(runtime: &LambdaRuntime, events: Vec<Value>) -> Result<(), String
         let started = Instant::now();
         let summary = runtime.invoke(&event);
         println!(
-            "    {:<9} {:<21} -> {:<8} {:<23} in {:>4} ms  ({})",
+            "    {:<9} {:<21} -> {:<8} {:<27} in {:>4} ms  ({})",
             summary["transition"].as_str().unwrap_or("-"),
             summary["instance"].as_str().unwrap_or("-"),
             summary["outcome"].as_str().unwrap_or("-"),
@@ -178,7 +343,7 @@ fn deliver_all(runtime: &LambdaRuntime, events: Vec<Value>) -> Result<(), String
     Ok(())
 }
 
-async fn print_pool(world: &World, pool: &[String]) {
+async fn print_enis(world: &World, pool: &[String]) {
     println!(
         "    {:<23} {:<11} {:<18} {:<10} holder",
         "ENI", "AZ", "MAC", "status"
@@ -191,6 +356,23 @@ async fn print_pool(world: &World, pool: &[String]) {
             state.az,
             state.mac,
             state.status,
+            state.holder.as_deref().unwrap_or("-")
+        );
+    }
+}
+
+async fn print_addresses(world: &World, pool: &[String]) {
+    println!(
+        "    {:<27} {:<16} {:<21} holder",
+        "Elastic IP (allocation)", "public IP", "associated with"
+    );
+    for allocation in pool {
+        let state = world.address_state(allocation).await;
+        println!(
+            "    {:<27} {:<16} {:<21} {}",
+            state.allocation,
+            state.public_ip,
+            state.instance.as_deref().unwrap_or("-"),
             state.holder.as_deref().unwrap_or("-")
         );
     }

@@ -28,9 +28,16 @@ const METADATA_KEYS: [&str; 6] = [
 ];
 
 /// A pool name: the value of the `pinhook:pool` tag its members carry.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
 pub struct PoolName(String);
+
+/// Quoted, as in messages: `pool "licence" is exhausted`.
+impl fmt::Debug for PoolName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
 
 impl PoolName {
     pub fn as_str(&self) -> &str {

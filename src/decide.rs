@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use crate::event::LifecycleAction;
 use crate::model::{
-    AttachmentStatus, Eni, GroupInstance, InstanceId, LifecycleResult, LifecycleState, Location,
-    Transition,
+    Address, AttachmentStatus, Eni, GroupInstance, InstanceId, LifecycleResult, LifecycleState,
+    Location, Transition,
 };
 
 /// What the Auto Scaling check allows.
@@ -123,65 +123,185 @@ pub fn held_eni<'a>(attached: &'a [Eni], pool: &str, instance: &InstanceId) -> O
         .find(|e| e.in_pool(pool) && e.attachment_instance() == Some(instance) && !e.is_primary())
 }
 
-/// Why no member could be claimed.
+/// A pool member, as the decision to retry, wait or give up sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Exhaustion {
-    /// The pool has no member in the AZ at all.
-    NoMemberInZone,
-    /// Every member in the AZ is held, and not every holder is on its way out.
-    AllHeld { held: usize },
-    /// Every member in the AZ is held by an instance that is leaving: wait for the release.
-    Releasing { held: usize },
+pub struct Holding<'a> {
+    pub free: bool,
+    /// The instance holding it; `None` when free, or held by something that is not an
+    /// instance (a NAT gateway, an unattached interface).
+    pub holder: Option<&'a InstanceId>,
+    /// Already on its way back to the pool (an ENI detaching).
+    pub releasing: bool,
 }
 
-/// Whether to wait: only when every member in the AZ is held by an instance that is
-/// terminating, or is already detaching.
-pub fn exhaustion(
-    members: &[Eni],
+/// The pool ENIs of the AZ, as holdings.
+pub fn eni_holdings<'a>(
+    members: &'a [Eni],
     pool: &str,
     availability_zone: &str,
-    holders: &[GroupInstance],
-) -> Exhaustion {
-    let states: HashMap<&InstanceId, &LifecycleState> =
-        holders.iter().map(|h| (&h.instance, &h.state)).collect();
-    let in_zone: Vec<&Eni> = members
+) -> Vec<Holding<'a>> {
+    members
         .iter()
         .filter(|e| e.in_pool(pool) && e.availability_zone.as_deref() == Some(availability_zone))
-        .collect();
-    if in_zone.is_empty() {
-        return Exhaustion::NoMemberInZone;
-    }
-    let held: Vec<&&Eni> = in_zone.iter().filter(|e| !e.is_free()).collect();
-    let releasing = held.iter().all(|e| {
-        let detaching = e.attachment.as_ref().is_some_and(|a| {
-            matches!(
-                a.status,
-                AttachmentStatus::Detaching | AttachmentStatus::Detached
-            )
-        });
-        let holder_leaving = e
-            .attachment_instance()
-            .and_then(|i| states.get(i))
-            .is_some_and(|s| s.is_leaving());
-        detaching || holder_leaving
-    });
-    if releasing && !held.is_empty() {
-        Exhaustion::Releasing { held: held.len() }
-    } else {
-        Exhaustion::AllHeld { held: held.len() }
-    }
+        .map(|e| Holding {
+            free: e.is_free(),
+            holder: e.attachment_instance(),
+            releasing: e.attachment.as_ref().is_some_and(|a| {
+                matches!(
+                    a.status,
+                    AttachmentStatus::Detaching | AttachmentStatus::Detached
+                )
+            }),
+        })
+        .collect()
 }
 
-/// The instances holding members of the pool in the AZ, to look up in Auto Scaling.
-pub fn holders_in_zone(members: &[Eni], pool: &str, availability_zone: &str) -> Vec<InstanceId> {
-    let mut holders: Vec<InstanceId> = members
+/// The pool's Elastic IPs (an address belongs to a region, not to an AZ), as holdings.
+pub fn address_holdings<'a>(addresses: &'a [Address], pool: &str) -> Vec<Holding<'a>> {
+    addresses
         .iter()
-        .filter(|e| e.in_pool(pool) && e.availability_zone.as_deref() == Some(availability_zone))
-        .filter_map(|e| e.attachment_instance().cloned())
-        .collect();
+        .filter(|a| a.in_pool(pool))
+        .map(|a| Holding {
+            free: a.is_free(),
+            holder: a.associated_instance(),
+            releasing: false,
+        })
+        .collect()
+}
+
+/// The instances holding members, to look up in Auto Scaling; empty when that is not needed
+/// because some member is free or there is none.
+pub fn holders_to_check(holdings: &[Holding<'_>]) -> Vec<InstanceId> {
+    if holdings.is_empty() || holdings.iter().any(|h| h.free) {
+        return Vec::new();
+    }
+    let mut holders: Vec<InstanceId> = holdings.iter().filter_map(|h| h.holder.cloned()).collect();
     holders.sort();
     holders.dedup();
     holders
+}
+
+/// Why no member could be claimed in one pass over the candidates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exhaustion {
+    /// The pool has no member here at all.
+    NoMember,
+    /// Members are free again (the candidates were taken by concurrent claims, or released
+    /// meanwhile): claim again.
+    Contended { free: usize },
+    /// Every member is held, and not every holder is on its way out.
+    AllHeld { held: usize },
+    /// Every member is held by an instance that is leaving, or is already being released:
+    /// wait for the release.
+    Releasing { held: usize },
+}
+
+/// What to do when no candidate could be claimed, from a fresh read of the pool.
+pub fn exhaustion(holdings: &[Holding<'_>], holder_states: &[GroupInstance]) -> Exhaustion {
+    if holdings.is_empty() {
+        return Exhaustion::NoMember;
+    }
+    let free = holdings.iter().filter(|h| h.free).count();
+    if free > 0 {
+        return Exhaustion::Contended { free };
+    }
+    let states: HashMap<&InstanceId, &LifecycleState> = holder_states
+        .iter()
+        .map(|h| (&h.instance, &h.state))
+        .collect();
+    let releasing = holdings.iter().all(|h| {
+        h.releasing
+            || h.holder
+                .and_then(|i| states.get(i))
+                .is_some_and(|s| s.is_leaving())
+    });
+    if releasing {
+        Exhaustion::Releasing {
+            held: holdings.len(),
+        }
+    } else {
+        Exhaustion::AllHeld {
+            held: holdings.len(),
+        }
+    }
+}
+
+/// The free Elastic IPs of the pool, in the order this instance tries them.
+pub fn address_candidates<'a>(
+    addresses: &'a [Address],
+    pool: &str,
+    instance: &InstanceId,
+) -> Vec<&'a Address> {
+    let mut candidates: Vec<&Address> = addresses
+        .iter()
+        .filter(|a| a.in_pool(pool) && a.is_free())
+        .collect();
+    candidates.sort_by(|a, b| a.allocation.cmp(&b.allocation));
+    spread(&mut candidates, instance);
+    candidates
+}
+
+/// The pool address the instance already holds, on any of its interfaces (idempotency).
+pub fn held_address<'a>(
+    addresses: &'a [Address],
+    pool: &str,
+    instance: &InstanceId,
+    interfaces: &[Eni],
+) -> Option<&'a Address> {
+    addresses.iter().find(|a| {
+        a.in_pool(pool)
+            && (a.associated_instance() == Some(instance)
+                || a.associated_interface()
+                    .is_some_and(|eni| interfaces.iter().any(|i| &i.id == eni)))
+    })
+}
+
+/// The instance's interface at the device index, once its attachment is complete.
+pub fn interface_at<'a>(
+    attached: &'a [Eni],
+    instance: &InstanceId,
+    device_index: i32,
+) -> Option<&'a Eni> {
+    attached.iter().find(|e| {
+        e.attachment.as_ref().is_some_and(|a| {
+            a.instance.as_ref() == Some(instance)
+                && a.device_index == Some(device_index)
+                && a.status == AttachmentStatus::Attached
+        })
+    })
+}
+
+/// Single-instance HA: the pool addresses this launching instance may take over, best first.
+/// A holder may be taken from when it is a member of the same group that is leaving or
+/// unhealthy, or when it left every group while still holding the lease pinhook gave it.
+/// Never from a healthy member that is in service or entering it (two launches would take the
+/// address from each other), never from another group, never from a NAT gateway or any
+/// interface that is not an instance's.
+pub fn takeover_candidates<'a>(
+    addresses: &'a [Address],
+    pool: &str,
+    group: &str,
+    instance: &InstanceId,
+    holder_states: &[GroupInstance],
+) -> Vec<&'a Address> {
+    let mut ranked: Vec<(u8, &Address)> = addresses
+        .iter()
+        .filter(|a| a.in_pool(pool) && a.association.as_ref().is_some_and(|s| s.id.is_some()))
+        .filter_map(|a| {
+            let holder = a.associated_instance().filter(|h| *h != instance)?;
+            let rank = match holder_states.iter().find(|s| &s.instance == holder) {
+                Some(s) if s.group != group => return None,
+                Some(s) if s.state.is_leaving() => 0,
+                Some(s) if !s.healthy => 1,
+                Some(_) => return None,
+                None if a.holder.as_deref() == Some(holder.as_str()) => 2,
+                None => return None,
+            };
+            Some((rank, a))
+        })
+        .collect();
+    ranked.sort_by(|(r1, a1), (r2, a2)| r1.cmp(r2).then(a1.allocation.cmp(&a2.allocation)));
+    ranked.into_iter().map(|(_, a)| a).collect()
 }
 
 /// What to release for a leaving instance.
@@ -223,10 +343,56 @@ pub fn eni_releases<'a>(
     releases
 }
 
+/// What to release of a leaving instance's Elastic IPs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddressRelease<'a> {
+    /// Associated with the instance (or still with an interface it held): disassociate, then
+    /// clear the holder tag. The address stays allocated, in the pool.
+    Disassociate(&'a Address),
+    /// Only tagged as held by the instance: clear the holder tag.
+    ClearTag(&'a Address),
+}
+
+/// The pool addresses a leaving instance holds. An address another instance has taken over
+/// since is not the leaving instance's any more, and addresses outside the pool are never
+/// touched.
+pub fn address_releases<'a>(
+    addresses: &'a [Address],
+    pool: &str,
+    instance: &InstanceId,
+    interfaces: &[Eni],
+) -> Vec<AddressRelease<'a>> {
+    addresses
+        .iter()
+        .filter(|a| a.in_pool(pool))
+        .filter_map(|a| {
+            let on_its_interface = a
+                .associated_interface()
+                .is_some_and(|eni| interfaces.iter().any(|i| &i.id == eni));
+            let tagged = a.holder.as_deref() == Some(instance.as_str());
+            let other_holder = a.associated_instance().is_some_and(|h| h != instance);
+            if a.associated_instance() == Some(instance) || on_its_interface {
+                Some(AddressRelease::Disassociate(a))
+            } else if tagged && other_holder {
+                None
+            } else if tagged && a.association.is_some() {
+                // Still on an interface the instance held, e.g. a pool ENI detached first.
+                Some(AddressRelease::Disassociate(a))
+            } else if tagged {
+                Some(AddressRelease::ClearTag(a))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Attachment, AttachmentId, EniId};
+    use crate::model::{
+        AddressAssociation, AllocationId, AssociationId, Attachment, AttachmentId, EniId,
+    };
 
     fn id(s: &str) -> InstanceId {
         InstanceId::parse(s).unwrap()
@@ -252,8 +418,35 @@ mod tests {
             }),
             mac_address: None,
             private_ip: None,
+            public_ip: None,
+            elastic_ip: None,
             pool: Some("lic".into()),
             holder: holder.map(|(i, _)| i.to_owned()),
+        }
+    }
+
+    fn address(n: u32, holder: Option<&str>) -> Address {
+        Address {
+            allocation: AllocationId::parse(&format!("eipalloc-{n:04}")).unwrap(),
+            public_ip: Some(format!("203.0.113.{n}")),
+            association: holder.map(|h| AddressAssociation {
+                id: Some(AssociationId::parse(&format!("eipassoc-{n:04}")).unwrap()),
+                instance: InstanceId::parse(h).ok(),
+                network_interface: Some(EniId::parse(&format!("eni-{n:04}")).unwrap()),
+                private_ip: Some("10.0.0.9".into()),
+            }),
+            pool: Some("egress".into()),
+            holder: holder.map(str::to_owned),
+        }
+    }
+
+    fn member(i: &str, group: &str, state: &str, healthy: bool) -> GroupInstance {
+        GroupInstance {
+            instance: id(i),
+            group: group.into(),
+            availability_zone: "az-a".into(),
+            state: LifecycleState::parse(state),
+            healthy,
         }
     }
 
@@ -382,40 +575,168 @@ mod tests {
             eni(2, "az-a", Some(("i-9", 1))),
             eni(3, "az-b", None),
         ];
-        let holder = |i: &str, state: &str| GroupInstance {
-            instance: id(i),
-            group: "g".into(),
-            availability_zone: "az-a".into(),
-            state: LifecycleState::parse(state),
-            healthy: true,
-        };
+        let holdings = eni_holdings(&members, "lic", "az-a");
+        assert_eq!(holders_to_check(&holdings), vec![id("i-8"), id("i-9")]);
         let leaving = [
-            holder("i-8", "Terminating:Wait"),
-            holder("i-9", "Terminating"),
+            member("i-8", "g", "Terminating:Wait", true),
+            member("i-9", "g", "Terminating", true),
         ];
         assert_eq!(
-            exhaustion(&members, "lic", "az-a", &leaving),
+            exhaustion(&holdings, &leaving),
             Exhaustion::Releasing { held: 2 }
         );
         let one_stays = [
-            holder("i-8", "Terminating:Wait"),
-            holder("i-9", "InService"),
+            member("i-8", "g", "Terminating:Wait", true),
+            member("i-9", "g", "InService", true),
         ];
         assert_eq!(
-            exhaustion(&members, "lic", "az-a", &one_stays),
+            exhaustion(&holdings, &one_stays),
             Exhaustion::AllHeld { held: 2 }
         );
+        assert_eq!(exhaustion(&holdings, &[]), Exhaustion::AllHeld { held: 2 });
         assert_eq!(
-            exhaustion(&members, "lic", "az-a", &[]),
-            Exhaustion::AllHeld { held: 2 }
+            exhaustion(&eni_holdings(&members, "lic", "az-c"), &leaving),
+            Exhaustion::NoMember
         );
+        let mut detaching = members.clone();
+        detaching[1].attachment.as_mut().unwrap().status = AttachmentStatus::Detaching;
+        let holdings = eni_holdings(&detaching, "lic", "az-a");
         assert_eq!(
-            exhaustion(&members, "lic", "az-c", &leaving),
-            Exhaustion::NoMemberInZone
+            exhaustion(&holdings, &leaving[..1]),
+            Exhaustion::Releasing { held: 2 }
         );
+    }
+
+    #[test]
+    fn free_members_after_lost_claims_mean_claim_again() {
+        let members = vec![eni(1, "az-a", Some(("i-8", 1))), eni(2, "az-a", None)];
+        let holdings = eni_holdings(&members, "lic", "az-a");
+        assert!(holders_to_check(&holdings).is_empty());
         assert_eq!(
-            holders_in_zone(&members, "lic", "az-a"),
-            vec![id("i-8"), id("i-9")]
+            exhaustion(&holdings, &[]),
+            Exhaustion::Contended { free: 1 }
+        );
+    }
+
+    #[test]
+    fn only_unassociated_addresses_of_the_pool_are_candidates() {
+        let mut nat = address(3, None);
+        nat.association = Some(AddressAssociation {
+            id: Some(AssociationId::parse("eipassoc-0003").unwrap()),
+            instance: None,
+            network_interface: Some(EniId::parse("eni-0nat").unwrap()),
+            private_ip: Some("10.0.0.5".into()),
+        });
+        let outside = Address {
+            pool: None,
+            ..address(4, None)
+        };
+        let addresses = [
+            address(1, None),
+            address(2, Some("i-7")),
+            nat,
+            outside,
+            address(5, None),
+        ];
+        let mut ids: Vec<&str> = address_candidates(&addresses, "egress", &id("i-1"))
+            .iter()
+            .map(|a| a.allocation.as_str())
+            .collect();
+        ids.sort();
+        assert_eq!(ids, ["eipalloc-0001", "eipalloc-0005"]);
+        let holdings = address_holdings(&addresses[1..3], "egress");
+        assert_eq!(
+            exhaustion(&holdings, &[member("i-7", "g", "Terminating:Wait", true)]),
+            Exhaustion::AllHeld { held: 2 },
+            "a NAT gateway never releases"
+        );
+    }
+
+    #[test]
+    fn an_address_on_any_interface_of_the_instance_is_held() {
+        let addresses = [address(1, Some("i-1")), address(2, None)];
+        assert_eq!(
+            held_address(&addresses, "egress", &id("i-1"), &[])
+                .unwrap()
+                .allocation
+                .as_str(),
+            "eipalloc-0001"
+        );
+        let mut on_detached_eni = address(3, None);
+        on_detached_eni.association = Some(AddressAssociation {
+            id: Some(AssociationId::parse("eipassoc-0003").unwrap()),
+            instance: None,
+            network_interface: Some(EniId::parse("eni-0001").unwrap()),
+            private_ip: None,
+        });
+        let interfaces = [eni(1, "az-a", Some(("i-2", 1)))];
+        assert!(
+            held_address(
+                std::slice::from_ref(&on_detached_eni),
+                "egress",
+                &id("i-2"),
+                &interfaces
+            )
+            .is_some()
+        );
+        assert!(held_address(&addresses, "egress", &id("i-9"), &[]).is_none());
+    }
+
+    #[test]
+    fn takeover_only_from_leaving_or_unhealthy_members_of_the_same_group() {
+        let addresses = [
+            address(1, Some("i-a")),
+            address(2, Some("i-b")),
+            address(3, Some("i-c")),
+            address(4, Some("i-d")),
+            address(5, Some("i-e")),
+            address(6, Some("i-f")),
+        ];
+        let states = [
+            member("i-a", "g", "InService", true),
+            member("i-b", "g", "InService", false),
+            member("i-c", "g", "Terminating:Wait", true),
+            member("i-d", "other", "Terminating:Wait", true),
+            member("i-e", "g", "Pending:Wait", true),
+        ];
+        let taken: Vec<&str> =
+            takeover_candidates(&addresses, "egress", "g", &id("i-new"), &states)
+                .iter()
+                .map(|a| a.allocation.as_str())
+                .collect();
+        // leaving first, then unhealthy, then a former member still holding pinhook's lease
+        assert_eq!(taken, ["eipalloc-0003", "eipalloc-0002", "eipalloc-0006"]);
+        let mut not_ours = address(7, Some("i-g"));
+        not_ours.holder = None;
+        assert!(takeover_candidates(&[not_ours], "egress", "g", &id("i-new"), &[]).is_empty());
+    }
+
+    #[test]
+    fn address_releases_leave_taken_over_and_foreign_addresses_alone() {
+        let mut taken_over = address(2, Some("i-2"));
+        taken_over.holder = Some("i-2".into());
+        let mut stale_tag = address(3, None);
+        stale_tag.holder = Some("i-1".into());
+        let mut was_ours_now_theirs = address(4, Some("i-9"));
+        was_ours_now_theirs.holder = Some("i-1".into());
+        let foreign = Address {
+            pool: Some("other".into()),
+            ..address(5, Some("i-1"))
+        };
+        let addresses = [
+            address(1, Some("i-1")),
+            taken_over,
+            stale_tag,
+            was_ours_now_theirs,
+            foreign,
+        ];
+        let releases = address_releases(&addresses, "egress", &id("i-1"), &[]);
+        assert_eq!(releases.len(), 2);
+        assert!(
+            matches!(releases[0], AddressRelease::Disassociate(a) if a.allocation.as_str() == "eipalloc-0001")
+        );
+        assert!(
+            matches!(releases[1], AddressRelease::ClearTag(a) if a.allocation.as_str() == "eipalloc-0003")
         );
     }
 

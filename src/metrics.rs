@@ -22,6 +22,7 @@ pub const CLAIM_CONFLICTS: &str = "ClaimConflicts";
 pub const TIME_TO_PIN: &str = "TimeToPin";
 pub const FREE_MEMBERS: &str = "FreeMembers";
 pub const FAILED_ACTIONS: &str = "FailedActions";
+pub const TAKEN_OVER: &str = "TakenOver";
 
 impl Metrics {
     pub fn add(&mut self, name: &'static str, n: f64) {

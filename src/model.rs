@@ -74,6 +74,18 @@ resource_id!(
     "attachment id",
     "eni-attach-"
 );
+resource_id!(
+    /// An Elastic IP allocation id, `eipalloc-…`.
+    AllocationId,
+    "allocation id",
+    "eipalloc-"
+);
+resource_id!(
+    /// An Elastic IP association id, `eipassoc-…`.
+    AssociationId,
+    "association id",
+    "eipassoc-"
+);
 
 /// The two lifecycle transitions pinhook acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -271,6 +283,10 @@ pub struct Eni {
     pub attachment: Option<Attachment>,
     pub mac_address: Option<String>,
     pub private_ip: Option<String>,
+    /// The public IP of the primary private IP, an Elastic IP or an auto-assigned one.
+    pub public_ip: Option<String>,
+    /// The allocation id when that public IP is an Elastic IP.
+    pub elastic_ip: Option<AllocationId>,
     pub pool: Option<String>,
     pub holder: Option<String>,
 }
@@ -294,6 +310,48 @@ impl Eni {
         self.attachment
             .as_ref()
             .is_some_and(|a| a.device_index == Some(0))
+    }
+}
+
+/// Where an Elastic IP is associated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressAssociation {
+    pub id: Option<AssociationId>,
+    /// The instance of the interface, when the interface is attached to one.
+    pub instance: Option<InstanceId>,
+    pub network_interface: Option<EniId>,
+    pub private_ip: Option<String>,
+}
+
+/// An Elastic IP, with the tags pinhook reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Address {
+    pub allocation: AllocationId,
+    pub public_ip: Option<String>,
+    /// `None` only when AWS reports no association of any kind: not an instance, not a NAT
+    /// gateway, not any other interface.
+    pub association: Option<AddressAssociation>,
+    pub pool: Option<String>,
+    pub holder: Option<String>,
+}
+
+impl Address {
+    pub fn is_free(&self) -> bool {
+        self.association.is_none()
+    }
+
+    pub fn in_pool(&self, pool: &str) -> bool {
+        self.pool.as_deref() == Some(pool)
+    }
+
+    pub fn associated_instance(&self) -> Option<&InstanceId> {
+        self.association.as_ref().and_then(|a| a.instance.as_ref())
+    }
+
+    pub fn associated_interface(&self) -> Option<&EniId> {
+        self.association
+            .as_ref()
+            .and_then(|a| a.network_interface.as_ref())
     }
 }
 

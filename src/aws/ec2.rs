@@ -3,9 +3,12 @@
 use aws_sdk_ec2::types::{Filter, NetworkInterface, Tag};
 use tracing::{instrument, warn};
 
-use super::{AwsError, Ec2Api, EniFilter, sdk_error};
+use super::{AddressFilter, AwsError, Ec2Api, EniFilter, sdk_error};
 use crate::config::{HOLDER_TAG, POOL_TAG};
-use crate::model::{Attachment, AttachmentId, AttachmentStatus, Eni, EniId, InstanceId};
+use crate::model::{
+    Address, AddressAssociation, AllocationId, AssociationId, Attachment, AttachmentId,
+    AttachmentStatus, Eni, EniId, InstanceId,
+};
 
 /// [`Ec2Api`] on the AWS SDK for Rust.
 #[derive(Debug, Clone)]
@@ -107,6 +110,63 @@ impl Ec2Api for Ec2Client {
     }
 
     #[instrument(level = "debug", skip(self))]
+    async fn addresses(&self, which: &AddressFilter) -> Result<Vec<Address>, AwsError> {
+        let filter = match which {
+            AddressFilter::Pool(pool) => filter(&format!("tag:{POOL_TAG}"), pool.as_str()),
+            AddressFilter::HeldBy(instance) => {
+                filter(&format!("tag:{HOLDER_TAG}"), instance.as_str())
+            }
+        };
+        // DescribeAddresses is not paginated: it returns every match at once.
+        let output = self
+            .client
+            .describe_addresses()
+            .filters(filter)
+            .send()
+            .await
+            .map_err(|e| sdk_error("ec2:DescribeAddresses", e))?;
+        Ok(output
+            .addresses()
+            .iter()
+            .filter_map(address_from_sdk)
+            .collect())
+    }
+
+    #[instrument(level = "debug", skip(self))]
+    async fn associate_address(
+        &self,
+        allocation: &AllocationId,
+        eni: &EniId,
+    ) -> Result<AssociationId, AwsError> {
+        const OP: &str = "ec2:AssociateAddress";
+        let output = self
+            .client
+            .associate_address()
+            .allocation_id(allocation.as_str())
+            .network_interface_id(eni.as_str())
+            // Never take an address from whoever holds it by implicit reassociation.
+            .allow_reassociation(false)
+            .send()
+            .await
+            .map_err(|e| sdk_error(OP, e))?;
+        output
+            .association_id()
+            .and_then(|id| AssociationId::parse(id).ok())
+            .ok_or_else(|| AwsError::unexpected(OP, "the answer has no valid AssociationId"))
+    }
+
+    #[instrument(level = "debug", skip(self))]
+    async fn disassociate_address(&self, association: &AssociationId) -> Result<(), AwsError> {
+        self.client
+            .disassociate_address()
+            .association_id(association.as_str())
+            .send()
+            .await
+            .map_err(|e| sdk_error("ec2:DisassociateAddress", e))?;
+        Ok(())
+    }
+
+    #[instrument(level = "debug", skip(self))]
     async fn create_tag(&self, resource: &str, key: &str, value: &str) -> Result<(), AwsError> {
         self.client
             .create_tags()
@@ -164,14 +224,69 @@ fn eni_from_sdk(eni: &NetworkInterface) -> Option<Eni> {
         device_index: a.device_index(),
         status: AttachmentStatus::parse(a.status().map(|s| s.as_str()).unwrap_or_default()),
     });
+    let association = eni.association();
     Some(Eni {
         availability_zone: eni.availability_zone().map(str::to_owned),
         status: eni.status().map(|s| s.as_str().to_owned()),
         attachment,
         mac_address: eni.mac_address().map(str::to_owned),
         private_ip: eni.private_ip_address().map(str::to_owned),
+        public_ip: association
+            .and_then(|a| a.public_ip())
+            .filter(|ip| !ip.is_empty())
+            .map(str::to_owned),
+        elastic_ip: association
+            .and_then(|a| a.allocation_id())
+            .and_then(|id| AllocationId::parse(id).ok()),
         pool: tag(POOL_TAG),
         holder: tag(HOLDER_TAG),
         id,
+    })
+}
+
+/// Converts an SDK address; one without a valid allocation id (not a VPC address) is skipped.
+fn address_from_sdk(address: &aws_sdk_ec2::types::Address) -> Option<Address> {
+    let allocation = match address.allocation_id().map(AllocationId::parse) {
+        Some(Ok(id)) => id,
+        other => {
+            warn!(allocation_id = ?other, public_ip = address.public_ip(), "skipping an address without a valid allocation id");
+            return None;
+        }
+    };
+    let present = |value: Option<&str>| value.filter(|v| !v.is_empty()).map(str::to_owned);
+    let association = AddressAssociation {
+        id: address
+            .association_id()
+            .and_then(|id| AssociationId::parse(id).ok()),
+        instance: address
+            .instance_id()
+            .and_then(|id| InstanceId::parse(id).ok()),
+        network_interface: address
+            .network_interface_id()
+            .and_then(|id| EniId::parse(id).ok()),
+        private_ip: present(address.private_ip_address()),
+    };
+    // Anything at all in the association fields means the address is in use by something.
+    let associated = association.id.is_some()
+        || association.instance.is_some()
+        || association.network_interface.is_some()
+        || association.private_ip.is_some()
+        || present(address.association_id()).is_some()
+        || present(address.instance_id()).is_some()
+        || present(address.network_interface_id()).is_some();
+    let tag = |key: &str| {
+        address
+            .tags()
+            .iter()
+            .find(|t| t.key() == Some(key))
+            .and_then(|t| t.value())
+            .map(str::to_owned)
+    };
+    Some(Address {
+        allocation,
+        public_ip: present(address.public_ip()),
+        association: associated.then_some(association),
+        pool: tag(POOL_TAG),
+        holder: tag(HOLDER_TAG),
     })
 }

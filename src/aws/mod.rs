@@ -17,7 +17,8 @@ pub use self::ec2::Ec2Client;
 pub use self::error::{AwsError, ErrorKind};
 use crate::config::{PoolName, Settings};
 use crate::model::{
-    ActionRef, AttachmentId, Eni, EniId, GroupInstance, InstanceId, LifecycleResult,
+    ActionRef, Address, AllocationId, AssociationId, AttachmentId, Eni, EniId, GroupInstance,
+    InstanceId, LifecycleResult,
 };
 
 /// What pinhook asks of Auto Scaling.
@@ -64,6 +65,15 @@ pub enum EniFilter {
     Pool(PoolName),
 }
 
+/// Which Elastic IPs to list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddressFilter {
+    /// Tagged `pinhook:pool` = the pool.
+    Pool(PoolName),
+    /// Tagged `pinhook:holder` = the instance.
+    HeldBy(InstanceId),
+}
+
 /// What pinhook asks of EC2.
 pub trait Ec2Api: Send + Sync {
     fn network_interfaces(
@@ -87,6 +97,24 @@ pub trait Ec2Api: Send + Sync {
     fn detach_network_interface(
         &self,
         attachment: &AttachmentId,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+
+    fn addresses(
+        &self,
+        filter: &AddressFilter,
+    ) -> impl Future<Output = Result<Vec<Address>, AwsError>> + Send;
+
+    /// Associates the address with the interface's primary private IP, refusing (with
+    /// `Resource.AlreadyAssociated`) an address that is associated with anything else.
+    fn associate_address(
+        &self,
+        allocation: &AllocationId,
+        eni: &EniId,
+    ) -> impl Future<Output = Result<AssociationId, AwsError>> + Send;
+
+    fn disassociate_address(
+        &self,
+        association: &AssociationId,
     ) -> impl Future<Output = Result<(), AwsError>> + Send;
 
     fn create_tag(

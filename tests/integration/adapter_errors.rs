@@ -440,3 +440,67 @@ async fn answers_with_fields_missing_do_not_panic() {
     assert_eq!(attach.num_calls(), 0);
     assert_eq!(complete.num_calls(), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn access_denied_on_associate_address_ends_with_on_failure_naming_the_permission() {
+    let mut event = launch_event();
+    event["detail"]["NotificationMetadata"] =
+        json!("{\"pin\":\"eip\",\"pool\":\"egress\",\"on_failure\":\"continue\"}");
+    let primary = format!(
+        "<item><networkInterfaceId>eni-0aaaaaaaaaaaaaaa0</networkInterfaceId><availabilityZone>us-east-1a</availabilityZone><status>in-use</status><attachment><attachmentId>eni-attach-0aaaaaaaaaaaaaaa0</attachmentId><instanceId>{INSTANCE}</instanceId><deviceIndex>0</deviceIndex><status>attached</status></attachment></item>"
+    );
+    let interfaces = mock!(Ec2Sdk::describe_network_interfaces)
+        .sequence()
+        .http_status(200, Some(enis(&primary)))
+        .repeatedly()
+        .build();
+    let addresses = mock!(Ec2Sdk::describe_addresses)
+        .sequence()
+        .http_status(
+            200,
+            Some(ec2_ok(
+                "DescribeAddresses",
+                "<addressesSet><item><allocationId>eipalloc-0eeeeeeeeeeeeeee1</allocationId><publicIp>203.0.113.10</publicIp><domain>vpc</domain><tagSet><item><key>pinhook:pool</key><value>egress</value></item></tagSet></item></addressesSet>",
+            )),
+        )
+        .repeatedly()
+        .build();
+    let associate = mock!(Ec2Sdk::associate_address)
+        .sequence()
+        .http_status(
+            403,
+            Some(ec2_error(
+                "UnauthorizedOperation",
+                "You are not authorized to perform this operation.",
+            )),
+        )
+        .repeatedly()
+        .build();
+    let describe = describe_answering(200, waiting_instance("Pending:Wait"));
+    let complete = mock!(AsgSdk::complete_lifecycle_action)
+        .match_requests(|r| r.lifecycle_action_result() == Some("CONTINUE"))
+        .sequence()
+        .http_status(200, Some(asg_ok("CompleteLifecycleAction", "")))
+        .repeatedly()
+        .build();
+    let app = Pinhook::new(
+        AutoScalingClient::new(asg(&[&describe, &complete])),
+        Ec2Client::new(ec2(&[&interfaces, &addresses, &associate])),
+        fast_settings(),
+    );
+
+    let summary = app
+        .handle(&event, Deadline::after(Duration::from_secs(60)))
+        .await
+        .unwrap();
+
+    assert_eq!(summary.outcome, Outcome::Continue, "{summary:?}");
+    assert_eq!(summary.member, None);
+    assert!(
+        summary
+            .reason
+            .unwrap_or_default()
+            .contains("grant ec2:AssociateAddress")
+    );
+    assert_eq!(complete.num_calls(), 1);
+}

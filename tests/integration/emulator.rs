@@ -411,3 +411,74 @@ async fn a_terminated_instance_leaves_its_secondary_enis_available() {
     let state = world.eni_state(&eni).await;
     assert_eq!((state.status.as_str(), state.instance), ("available", None));
 }
+
+#[tokio::test]
+async fn associate_address_refuses_an_associated_address_without_reassociation() {
+    let world = World::new().await;
+    let net = world.network().await;
+    let first = world.lone_instance(&net.subnet_a).await;
+    let second = world.lone_instance(&net.subnet_a).await;
+    let (eni_1, eni_2) = (
+        world.interface_at(&first, 0).await.id,
+        world.interface_at(&second, 0).await.id,
+    );
+    let address = world.eip(&[]).await;
+    world.associate(&address, &eni_1).await;
+    let associate = |eni: String| {
+        world
+            .ec2
+            .associate_address()
+            .allocation_id(&address)
+            .network_interface_id(eni)
+            .allow_reassociation(false)
+            .send()
+    };
+
+    let err = associate(eni_2.clone()).await.unwrap_err();
+    let again = associate(eni_1.clone()).await;
+
+    assert_eq!(err.code(), Some("Resource.AlreadyAssociated"));
+    assert!(
+        again.is_ok(),
+        "the same association again is a no-op: {again:?}"
+    );
+    let state = world.address_state(&address).await;
+    assert_eq!(
+        (state.instance.as_deref(), state.eni.as_deref()),
+        (Some(first.as_str()), Some(eni_1.as_str()))
+    );
+}
+
+#[tokio::test]
+async fn associating_with_an_interface_that_has_an_address_moves_that_one_off() {
+    // AWS: "If you associate an Elastic IP address with an instance that has an existing
+    // Elastic IP address, the existing address is disassociated from the instance, but remains
+    // allocated to your account."
+    let world = World::new().await;
+    let net = world.network().await;
+    let instance = world.lone_instance(&net.subnet_a).await;
+    let eni = world.interface_at(&instance, 0).await.id;
+    let (old, new) = (world.eip(&[]).await, world.eip(&[]).await);
+    world.associate(&old, &eni).await;
+
+    world.associate(&new, &eni).await;
+
+    assert_eq!(world.address_state(&old).await.association, None);
+    assert_eq!(world.addresses_on(&eni).await, [new]);
+}
+
+#[tokio::test]
+async fn a_nat_gateways_address_is_associated_with_its_interface() {
+    let world = World::new().await;
+    let net = world.network().await;
+    let address = world.eip(&[]).await;
+    world.nat_gateway(&net.subnet_a, &address).await;
+
+    let state = world.address_state(&address).await;
+
+    assert!(
+        state.association.is_some() && state.eni.is_some(),
+        "{state:?}"
+    );
+    assert_eq!(state.instance, None);
+}

@@ -182,3 +182,39 @@ async fn lifecycle_actions_through_the_lambda_runtime_loop_pin_and_release() {
         "an EMF line:\n{logs}"
     );
 }
+
+#[tokio::test]
+async fn the_eip_samples_pin_and_release_when_they_name_real_lifecycle_actions() {
+    let world = World::new().await;
+    let net = world.network().await;
+    let pool = unique("partner-egress");
+    let address = world.eip_pool(&pool, 1).await.remove(0);
+    let metadata = crate::support::eip_metadata(&pool, json!({}));
+    let group = world
+        .group(GroupSpec {
+            subnets: vec![net.subnet_a.clone()],
+            launch_metadata: Some(metadata.clone()),
+            terminate_metadata: Some(metadata),
+            extra_terminate_hook: false,
+            max_size: 2,
+        })
+        .await;
+    world.scale(&group, 1).await;
+    let action = &world.emulator.actions(&group.name, false)[0];
+
+    let pinned = world.deliver(&sample_for("eip-launch.json", action)).await;
+    world.scale(&group, 0).await;
+    let instance = action["instance_id"].as_str().unwrap();
+    let terminate = world.emulator.action_of(&group.name, instance, "terminate");
+    let released = world
+        .deliver(&sample_for("eip-terminate.json", &terminate))
+        .await;
+
+    assert_eq!(
+        pinned.member.as_deref(),
+        Some(address.as_str()),
+        "{pinned:?}"
+    );
+    assert_eq!(released.outcome, Outcome::Continue, "{released:?}");
+    assert_eq!(world.address_state(&address).await.association, None);
+}

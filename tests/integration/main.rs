@@ -5,6 +5,7 @@
 mod support;
 
 mod adapter_errors;
+mod eip;
 mod emulator;
 mod eni_launch;
 mod eni_release;

@@ -689,6 +689,134 @@ impl World {
             .map(str::to_owned)
     }
 
+    /// `count` Elastic IPs tagged `pinhook:pool` = `pool`.
+    pub async fn eip_pool(&self, pool: &str, count: usize) -> Vec<String> {
+        let mut addresses = Vec::new();
+        for _ in 0..count {
+            addresses.push(self.eip(&[(POOL_TAG, pool)]).await);
+        }
+        addresses
+    }
+
+    /// An Elastic IP with the given tags; its allocation id.
+    pub async fn eip(&self, tags: &[(&str, &str)]) -> String {
+        let mut request = self
+            .ec2
+            .allocate_address()
+            .domain(aws_sdk_ec2::types::DomainType::Vpc);
+        if !tags.is_empty() {
+            let mut spec = TagSpecification::builder().resource_type(ResourceType::ElasticIp);
+            for (key, value) in tags {
+                spec = spec.tags(Tag::builder().key(*key).value(*value).build());
+            }
+            request = request.tag_specifications(spec.build());
+        }
+        request
+            .send()
+            .await
+            .unwrap()
+            .allocation_id()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn associate(&self, allocation: &str, eni: &str) {
+        self.ec2
+            .associate_address()
+            .allocation_id(allocation)
+            .network_interface_id(eni)
+            .allow_reassociation(false)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    pub async fn address_state(&self, allocation: &str) -> AddressState {
+        let found = self
+            .ec2
+            .describe_addresses()
+            .allocation_ids(allocation)
+            .send()
+            .await
+            .unwrap();
+        let address = &found.addresses()[0];
+        let tag = |key: &str| {
+            address
+                .tags()
+                .iter()
+                .find(|t| t.key() == Some(key))
+                .and_then(|t| t.value())
+                .map(str::to_owned)
+        };
+        AddressState {
+            allocation: allocation.to_owned(),
+            public_ip: address.public_ip().unwrap_or_default().to_owned(),
+            association: address.association_id().map(str::to_owned),
+            instance: address.instance_id().map(str::to_owned),
+            eni: address.network_interface_id().map(str::to_owned),
+            holder: tag(HOLDER_TAG),
+        }
+    }
+
+    /// The Elastic IPs associated with an interface.
+    pub async fn addresses_on(&self, eni: &str) -> Vec<String> {
+        let found = self
+            .ec2
+            .describe_addresses()
+            .filters(
+                Filter::builder()
+                    .name("network-interface-id")
+                    .values(eni)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        found
+            .addresses()
+            .iter()
+            .filter_map(|a| a.allocation_id())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The interface at a device index of an instance.
+    pub async fn interface_at(&self, instance: &str, device_index: i32) -> EniState {
+        self.attached_to(instance)
+            .await
+            .into_iter()
+            .find(|e| e.device_index == Some(device_index))
+            .unwrap_or_else(|| panic!("{instance} has no interface at device index {device_index}"))
+    }
+
+    pub async fn nat_gateway(&self, subnet: &str, allocation: &str) {
+        self.ec2
+            .create_nat_gateway()
+            .subnet_id(subnet)
+            .allocation_id(allocation)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    pub async fn set_unhealthy(&self, instance: &str) {
+        self.asg
+            .set_instance_health()
+            .instance_id(instance)
+            .health_status("Unhealthy")
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Delivers an event to the real handler with a short Lambda deadline.
+    pub async fn deliver_within(&self, event: &Value, budget: Duration) -> Summary {
+        self.app()
+            .handle(event, Deadline::after(budget))
+            .await
+            .unwrap_or_else(|e| panic!("the handler failed: {e}"))
+    }
+
     /// Waits (polling the emulator) until the ENI is `available`.
     pub async fn wait_available(&self, eni: &str) -> EniState {
         let started = Instant::now();
@@ -750,13 +878,32 @@ impl From<&aws_sdk_ec2::types::NetworkInterface> for EniState {
     }
 }
 
-/// Metadata of an ENI hook for the pool, with extra keys.
-pub fn eni_metadata(pool: &str, extra: Value) -> String {
-    let mut metadata = json!({"pin": "eni", "pool": pool});
+/// What the tests check of an Elastic IP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressState {
+    pub allocation: String,
+    pub public_ip: String,
+    pub association: Option<String>,
+    pub instance: Option<String>,
+    pub eni: Option<String>,
+    pub holder: Option<String>,
+}
+
+/// Hook metadata pinning from the pool, with extra keys.
+pub fn hook_metadata(pin: &str, pool: &str, extra: Value) -> String {
+    let mut metadata = json!({"pin": pin, "pool": pool});
     if let (Some(m), Some(extra)) = (metadata.as_object_mut(), extra.as_object()) {
         m.extend(extra.clone());
     }
     metadata.to_string()
+}
+
+pub fn eni_metadata(pool: &str, extra: Value) -> String {
+    hook_metadata("eni", pool, extra)
+}
+
+pub fn eip_metadata(pool: &str, extra: Value) -> String {
+    hook_metadata("eip", pool, extra)
 }
 
 /// A sample event from `events/`, as a template.

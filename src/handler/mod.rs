@@ -1,6 +1,9 @@
 //! The handler: one event in, at most one `CompleteLifecycleAction`, one summary out. It runs
 //! the steps of DESIGN.md over the adapters and leaves every choice to `decide`.
 
+mod eip;
+mod eni;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -8,14 +11,15 @@ use serde_json::Value;
 use tokio::time::Instant;
 use tracing::{Instrument, Span, error, field, info, info_span, warn};
 
-use crate::aws::{AutoScalingApi, AwsError, Ec2Api, EniFilter, ErrorKind};
-use crate::config::{HOLDER_TAG, HookConfig, INSTANCE_ENI_TAG, Pin, PoolName, Settings};
-use crate::decide::{self, Exhaustion, Release, Verdict};
+use crate::aws::{AddressFilter, AutoScalingApi, AwsError, Ec2Api, EniFilter, ErrorKind};
+use crate::config::{
+    HOLDER_TAG, HookConfig, INSTANCE_EIP_TAG, INSTANCE_ENI_TAG, Pin, PoolName, Settings,
+};
+use crate::decide::{self, AddressRelease, Holding, Release, Verdict};
 use crate::event::{Incoming, LifecycleAction};
 use crate::metrics::{self, Metrics};
 use crate::model::{
-    ActionRef, AttachmentStatus, Eni, EniId, GroupInstance, InstanceId, LifecycleResult,
-    LifecycleState, Location, Transition,
+    ActionRef, GroupInstance, InstanceId, LifecycleResult, LifecycleState, Location, Transition,
 };
 
 /// When the invocation must be done by: Lambda's deadline, on tokio's clock.
@@ -101,6 +105,8 @@ pub struct Summary {
     pub mac_address: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub private_ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_ip: Option<String>,
     pub outcome: Outcome,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub completion: Option<Completion>,
@@ -119,6 +125,7 @@ impl Summary {
             member: None,
             mac_address: None,
             private_ip: None,
+            public_ip: None,
             outcome,
             completion: None,
             reason: None,
@@ -159,12 +166,90 @@ pub enum HandlerError {
     },
 }
 
+/// What was pinned, as the summary reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Member {
+    id: String,
+    mac_address: Option<String>,
+    private_ip: Option<String>,
+    public_ip: Option<String>,
+}
+
 /// How one attempt to pin ended, before the lifecycle action is completed.
 enum Pinning {
-    Pinned(Box<Eni>, Option<String>),
+    Pinned(Box<Member>, Option<String>),
     NotPinned(String),
     Stale(String),
     EnterWarmPool,
+}
+
+/// What a claim loop remembers between passes: how often it lost every race, and when the
+/// next lifecycle heartbeat is due while it waits for a release.
+#[derive(Debug, Default)]
+struct Waiting {
+    contended: u32,
+    next_heartbeat: Option<Instant>,
+}
+
+impl Waiting {
+    /// Passes in a row in which every candidate was taken by a concurrent claim.
+    const MAX_CONTENDED: u32 = 10;
+
+    /// Members are free again after every candidate was lost to concurrent claims: claim again
+    /// after a short random pause, so that the claimers fall out of step.
+    async fn contended<A: AutoScalingApi, E: Ec2Api>(
+        &mut self,
+        app: &Pinhook<A, E>,
+        free: usize,
+        where_: &str,
+    ) -> Option<Pinning> {
+        self.contended += 1;
+        if self.contended > Self::MAX_CONTENDED {
+            return Some(Pinning::NotPinned(format!(
+                "lost every claim on {where_} to concurrent launches {} times in a row, with {free} members free",
+                Self::MAX_CONTENDED
+            )));
+        }
+        let pause = app.settings.poll_interval.as_millis() as u64 / 2;
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(0..=pause))).await;
+        None
+    }
+
+    /// Every member is held by a leaving instance: wait for a release, sending lifecycle
+    /// heartbeats, until the deadline.
+    async fn releasing<A: AutoScalingApi, E: Ec2Api>(
+        &mut self,
+        app: &Pinhook<A, E>,
+        action: &LifecycleAction,
+        deadline: Deadline,
+        held: usize,
+        where_: &str,
+    ) -> Result<Option<Pinning>, AwsError> {
+        let settings = &app.settings;
+        if deadline.remaining() <= settings.completion_reserve + settings.poll_interval {
+            return Ok(Some(Pinning::NotPinned(format!(
+                "all {held} members of {where_} are held by leaving instances, and none was released before the function's deadline"
+            ))));
+        }
+        if self.next_heartbeat.is_none_or(|at| Instant::now() >= at) {
+            info!(
+                held,
+                "every member is held by a leaving instance; waiting for a release"
+            );
+            match app.asg.record_heartbeat(&action.action_ref()).await {
+                Ok(()) => {}
+                Err(err) if err.is(ErrorKind::NoActiveAction) => {
+                    return Ok(Some(Pinning::Stale(
+                        "the lifecycle action ended while waiting for a release".into(),
+                    )));
+                }
+                Err(err) => warn!(error = %err, "lifecycle heartbeat failed; waiting on"),
+            }
+            self.next_heartbeat = Some(Instant::now() + settings.heartbeat_interval);
+        }
+        tokio::time::sleep(settings.poll_interval).await;
+        Ok(None)
+    }
 }
 
 /// pinhook, over an Auto Scaling and an EC2 adapter.
@@ -384,9 +469,13 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
                 self.pin_eni(action, &config.pool, device_index, deadline, metrics)
                     .await
             }
-            Pin::Eip { .. } => Ok(Pinning::NotPinned(
-                "\"pin\": \"eip\" is not supported by this version of pinhook".to_owned(),
-            )),
+            Pin::Eip {
+                interface,
+                takeover,
+            } => {
+                self.pin_eip(action, &config.pool, interface, takeover, deadline, metrics)
+                    .await
+            }
         };
         let mut summary = Summary {
             pool: Some(config.pool.clone()),
@@ -408,20 +497,25 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
                 )
                 .await
             }
-            Ok(Pinning::Pinned(eni, note)) => {
-                Span::current().record("member", eni.id.as_str());
+            Ok(Pinning::Pinned(member, note)) => {
+                Span::current().record("member", member.id.as_str());
                 metrics.add(metrics::PINNED, 1.0);
                 metrics.set(
                     metrics::TIME_TO_PIN,
                     started.elapsed().as_millis() as f64,
                     "Milliseconds",
                 );
-                summary.member = Some(eni.id.to_string());
-                summary.mac_address = eni.mac_address.clone();
-                summary.private_ip = eni.private_ip.clone();
+                info!(
+                    mac_address = member.mac_address.as_deref(),
+                    public_ip = member.public_ip.as_deref(),
+                    "pinned"
+                );
+                let note = note.unwrap_or_else(|| format!("pinned {}", member.id));
+                summary.member = Some(member.id);
+                summary.mac_address = member.mac_address;
+                summary.private_ip = member.private_ip;
+                summary.public_ip = member.public_ip;
                 summary.outcome = Outcome::Continue;
-                info!(mac_address = eni.mac_address.as_deref(), "pinned");
-                let note = note.unwrap_or_else(|| format!("pinned {}", eni.id));
                 self.complete(
                     &action.action_ref(),
                     LifecycleResult::Continue,
@@ -453,255 +547,6 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
         }
     }
 
-    /// Steps 1 to 5 for an ENI: check, idempotency, candidates, claim, wait, lease tags.
-    async fn pin_eni(
-        &self,
-        action: &LifecycleAction,
-        pool: &PoolName,
-        device_index: i32,
-        deadline: Deadline,
-        metrics: &mut Metrics,
-    ) -> Result<Pinning, AwsError> {
-        let instance = &action.instance;
-        // Independent reads, concurrently; nothing changes before the check has passed.
-        let (by_instance, by_pool) = (
-            EniFilter::AttachedTo(instance.clone()),
-            EniFilter::Pool(pool.clone()),
-        );
-        let (described, attached, members) = tokio::join!(
-            self.describe_raw(action),
-            self.ec2.network_interfaces(&by_instance),
-            self.ec2.network_interfaces(&by_pool),
-        );
-        let availability_zone = match decide::check(action, described?.as_ref()) {
-            Verdict::Pin { availability_zone } => availability_zone,
-            Verdict::EnterWarmPool => return Ok(Pinning::EnterWarmPool),
-            Verdict::Stale { reason } => return Ok(Pinning::Stale(reason)),
-            Verdict::Release => {
-                return Ok(Pinning::Stale("the instance is leaving the group".into()));
-            }
-        };
-        metrics.availability_zone = Some(availability_zone.clone());
-        if let Some(held) = decide::held_eni(&attached?, pool.as_str(), instance) {
-            info!(member = %held.id, "the instance already holds a member of the pool");
-            return self
-                .settle_eni(action, &held.id, deadline, Some("already pinned"))
-                .await;
-        }
-        let mut members = members?;
-        let mut next_heartbeat: Option<Instant> = None;
-        loop {
-            let candidates =
-                decide::eni_candidates(&members, pool.as_str(), &availability_zone, instance);
-            metrics.set(metrics::FREE_MEMBERS, candidates.len() as f64, "Count");
-            for candidate in candidates {
-                if deadline.remaining() <= self.settings.completion_reserve {
-                    return Ok(Pinning::NotPinned(
-                        "the function ran out of time before a member could be claimed".into(),
-                    ));
-                }
-                match self
-                    .ec2
-                    .attach_network_interface(&candidate.id, instance, device_index)
-                    .await
-                {
-                    Ok(_) => return self.settle_eni(action, &candidate.id, deadline, None).await,
-                    Err(err)
-                        if matches!(
-                            err.kind,
-                            ErrorKind::InUse | ErrorKind::NotFound | ErrorKind::ZoneMismatch
-                        ) =>
-                    {
-                        metrics.add(metrics::CLAIM_CONFLICTS, 1.0);
-                        info!(member = %candidate.id, error = %err, "member taken meanwhile; trying the next one");
-                    }
-                    Err(err) if err.is(ErrorKind::DeviceIndexTaken) => {
-                        // Either a concurrent delivery of this same event won, or something
-                        // else sits at that device index.
-                        let attached = self
-                            .ec2
-                            .network_interfaces(&EniFilter::AttachedTo(instance.clone()))
-                            .await?;
-                        if let Some(held) = decide::held_eni(&attached, pool.as_str(), instance) {
-                            return self
-                                .settle_eni(
-                                    action,
-                                    &held.id,
-                                    deadline,
-                                    Some("pinned by a concurrent delivery"),
-                                )
-                                .await;
-                        }
-                        let occupant = attached
-                            .iter()
-                            .find(|e| {
-                                e.attachment.as_ref().and_then(|a| a.device_index)
-                                    == Some(device_index)
-                            })
-                            .map_or_else(|| "another interface".to_owned(), |e| e.id.to_string());
-                        return Ok(Pinning::NotPinned(format!(
-                            "device index {device_index} of {instance} is taken by {occupant}, which is not in pool {pool:?}; set \"device_index\" in the hook metadata to a free index"
-                        )));
-                    }
-                    Err(err) => return Err(err),
-                }
-            }
-            let holders = decide::holders_in_zone(&members, pool.as_str(), &availability_zone);
-            let holder_states = if holders.is_empty() {
-                Vec::new()
-            } else {
-                self.asg.describe_instances(&holders).await?
-            };
-            match decide::exhaustion(&members, pool.as_str(), &availability_zone, &holder_states) {
-                Exhaustion::NoMemberInZone => {
-                    metrics.add(metrics::POOL_EXHAUSTED, 1.0);
-                    return Ok(Pinning::NotPinned(format!(
-                        "pool {pool:?} has no member in {availability_zone}"
-                    )));
-                }
-                Exhaustion::AllHeld { held } => {
-                    metrics.add(metrics::POOL_EXHAUSTED, 1.0);
-                    return Ok(Pinning::NotPinned(format!(
-                        "pool {pool:?} is exhausted in {availability_zone}: all {held} members are held"
-                    )));
-                }
-                Exhaustion::Releasing { held } => {
-                    if deadline.remaining()
-                        <= self.settings.completion_reserve + self.settings.poll_interval
-                    {
-                        metrics.add(metrics::POOL_EXHAUSTED, 1.0);
-                        return Ok(Pinning::NotPinned(format!(
-                            "all {held} members of pool {pool:?} in {availability_zone} are held by leaving instances, and none was released before the function's deadline"
-                        )));
-                    }
-                    if next_heartbeat.is_none_or(|at| Instant::now() >= at) {
-                        info!(
-                            held,
-                            "every member in the zone is held by a leaving instance; waiting for a release"
-                        );
-                        match self.asg.record_heartbeat(&action.action_ref()).await {
-                            Ok(()) => {}
-                            Err(err) if err.is(ErrorKind::NoActiveAction) => {
-                                return Ok(Pinning::Stale(
-                                    "the lifecycle action ended while waiting for a release".into(),
-                                ));
-                            }
-                            Err(err) => {
-                                warn!(error = %err, "lifecycle heartbeat failed; waiting on")
-                            }
-                        }
-                        next_heartbeat = Some(Instant::now() + self.settings.heartbeat_interval);
-                    }
-                    tokio::time::sleep(self.settings.poll_interval).await;
-                    members = self.ec2.network_interfaces(&by_pool).await?;
-                }
-            }
-        }
-    }
-
-    /// Waits until the ENI is attached to the instance, then records the lease as tags.
-    async fn settle_eni(
-        &self,
-        action: &LifecycleAction,
-        eni: &EniId,
-        deadline: Deadline,
-        note: Option<&str>,
-    ) -> Result<Pinning, AwsError> {
-        let instance = &action.instance;
-        let attached = match self.wait_for_attachment(eni, instance, deadline).await? {
-            Ok(attached) => attached,
-            Err(reason) => {
-                self.roll_back(eni, instance).await;
-                return Ok(Pinning::NotPinned(reason));
-            }
-        };
-        let (holder, lease) = tokio::join!(
-            self.ec2
-                .create_tag(eni.as_str(), HOLDER_TAG, instance.as_str()),
-            self.ec2
-                .create_tag(instance.as_str(), INSTANCE_ENI_TAG, eni.as_str()),
-        );
-        let mut note = note.map(str::to_owned);
-        for result in [holder, lease] {
-            match result {
-                Ok(()) => {}
-                Err(err) if err.is(ErrorKind::Transient) => return Err(err),
-                // The attachment is what pins; the tags only record it. Carry on, and say so.
-                Err(err) => {
-                    error!(error = %err, "could not record the lease tags; the ENI is attached regardless");
-                    note = Some(format!(
-                        "pinned {eni}, but the lease tags were not written: {err}"
-                    ));
-                }
-            }
-        }
-        Ok(Pinning::Pinned(Box::new(attached), note))
-    }
-
-    /// Detaches an ENI whose attachment never settled, so an instance completed with
-    /// `on_failure` = continue does not keep a half-attached member without a lease. Best
-    /// effort: an abandoned instance releases it anyway when it terminates.
-    async fn roll_back(&self, eni: &EniId, instance: &InstanceId) {
-        let attachment = match self.ec2.network_interface(eni).await {
-            Ok(Some(current)) if current.attachment_instance() == Some(instance) => {
-                current.attachment.and_then(|a| a.id)
-            }
-            _ => None,
-        };
-        if let Some(attachment) = attachment {
-            match self.ec2.detach_network_interface(&attachment).await {
-                Ok(()) => {
-                    info!(member = %eni, "detached the member whose attachment never settled")
-                }
-                Err(err) => {
-                    warn!(member = %eni, error = %err, "could not detach the member whose attachment never settled")
-                }
-            }
-        }
-    }
-
-    /// Polls until the ENI's attachment to the instance is `attached`. The inner error says why
-    /// it never got there.
-    async fn wait_for_attachment(
-        &self,
-        eni: &EniId,
-        instance: &InstanceId,
-        deadline: Deadline,
-    ) -> Result<Result<Eni, String>, AwsError> {
-        let give_up = Instant::now()
-            + self.settings.attach_timeout.min(
-                deadline
-                    .remaining()
-                    .saturating_sub(self.settings.completion_reserve),
-            );
-        loop {
-            let Some(current) = self.ec2.network_interface(eni).await? else {
-                return Ok(Err(format!("{eni} disappeared while attaching")));
-            };
-            match &current.attachment {
-                Some(a)
-                    if a.instance.as_ref() == Some(instance)
-                        && a.status == AttachmentStatus::Attached =>
-                {
-                    return Ok(Ok(current));
-                }
-                Some(a) if a.instance.as_ref().is_some_and(|i| i != instance) => {
-                    return Ok(Err(format!(
-                        "{eni} was attached to {} instead",
-                        a.instance.as_ref().map_or("-", |i| i.as_str())
-                    )));
-                }
-                _ => {}
-            }
-            if Instant::now() + self.settings.poll_interval > give_up {
-                return Ok(Err(format!(
-                    "{eni} did not reach the attached state in time"
-                )));
-            }
-            tokio::time::sleep(self.settings.poll_interval).await;
-        }
-    }
-
     async fn terminate(
         &self,
         action: &LifecycleAction,
@@ -711,18 +556,42 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
         metrics: &mut Metrics,
     ) -> Result<Summary, HandlerError> {
         let instance = &action.instance;
-        let (attached_to, held_by) = (
-            EniFilter::AttachedTo(instance.clone()),
-            EniFilter::HeldBy(instance.clone()),
-        );
-        let (described, attached, tagged) = tokio::join!(
+        // With metadata too broken to say what the hook pins, release both kinds: each release
+        // is limited to members of the named pool held by this instance.
+        let (pool, enis, eips) = match &config {
+            Ok(config) => (
+                Some(config.pool.clone()),
+                matches!(config.pin, Pin::Eni { .. }),
+                matches!(config.pin, Pin::Eip { .. }),
+            ),
+            Err(err) => {
+                error!(error = %err, "bad hook metadata; releasing by the pool it names, if any");
+                (HookConfig::pool_lenient(metadata), true, true)
+            }
+        };
+        let attached_to = EniFilter::AttachedTo(instance.clone());
+        let held_by = EniFilter::HeldBy(instance.clone());
+        let in_pool = pool.clone().map(AddressFilter::Pool);
+        let (described, attached, tagged, addresses) = tokio::join!(
             self.describe(action),
             self.ec2.network_interfaces(&attached_to),
-            self.ec2.network_interfaces(&held_by),
+            async {
+                match enis {
+                    true => Some(self.ec2.network_interfaces(&held_by).await),
+                    false => None,
+                }
+            },
+            async {
+                match (&in_pool, eips) {
+                    (Some(filter), true) => Some(self.ec2.addresses(filter).await),
+                    _ => None,
+                }
+            },
         );
         let described = described?;
         if let Some(d) = &described {
-            metrics.availability_zone = Some(d.availability_zone.clone());
+            metrics.availability_zone =
+                Some(d.availability_zone.clone()).filter(|az| !az.is_empty());
         }
         match decide::check(action, described.as_ref()) {
             Verdict::Release => {}
@@ -737,13 +606,6 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
         };
         // Termination is never blocked: whatever goes wrong below is logged, counted and left
         // to the sweep, and the action is still completed with CONTINUE.
-        let pool = match &config {
-            Ok(config) => Some(config.pool.clone()),
-            Err(err) => {
-                error!(error = %err, "bad hook metadata; releasing by the pool it names, if any");
-                HookConfig::pool_lenient(metadata)
-            }
-        };
         let Some(pool) = pool else {
             metrics.add(metrics::RELEASE_FAILED, 1.0);
             let reason = format!(
@@ -760,53 +622,70 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
                 .await;
         };
         summary.pool = Some(pool.clone());
-        let (attached, tagged) = match (attached, tagged) {
-            (Ok(a), Ok(t)) => (a, t),
-            (Err(err), _) | (_, Err(err)) => {
-                error!(error = %err, "could not list the instance's interfaces; leaving the release to the sweep");
-                metrics.add(metrics::RELEASE_FAILED, 1.0);
-                return self
-                    .complete(
-                        &action.action_ref(),
-                        LifecycleResult::Continue,
-                        summary,
-                        format!("nothing released: {err}"),
-                    )
-                    .await;
-            }
-        };
         let mut released = Vec::new();
         let mut failures = Vec::new();
-        for release in decide::eni_releases(&attached, &tagged, pool.as_str(), instance) {
-            let eni = match release {
-                Release::Detach(eni) | Release::ClearTag(eni) => eni,
-            };
-            Span::current().record("member", eni.id.as_str());
-            match self.release_eni(release, instance, deadline).await {
+        let mut record =
+            |id: String, result: Result<(), String>, metrics: &mut Metrics| match result {
                 Ok(()) => {
-                    info!(member = %eni.id, "released");
+                    info!(member = %id, "released");
                     metrics.add(metrics::RELEASED, 1.0);
-                    released.push(eni.id.to_string());
+                    released.push(id);
                 }
                 Err(reason) => {
-                    error!(member = %eni.id, %reason, "release failed; the sweep will retry it");
+                    error!(member = %id, %reason, "release failed; the sweep will retry it");
                     metrics.add(metrics::RELEASE_FAILED, 1.0);
-                    failures.push(format!("{}: {reason}", eni.id));
+                    failures.push(format!("{id}: {reason}"));
                 }
+            };
+        let attached = match attached {
+            Ok(attached) => attached,
+            Err(err) => {
+                record(
+                    instance.to_string(),
+                    Err(format!("listing its interfaces failed: {err}")),
+                    metrics,
+                );
+                Vec::new()
             }
+        };
+        match tagged {
+            Some(Ok(tagged)) => {
+                for release in decide::eni_releases(&attached, &tagged, pool.as_str(), instance) {
+                    let (Release::Detach(eni) | Release::ClearTag(eni)) = release;
+                    Span::current().record("member", eni.id.as_str());
+                    let result = self.release_eni(release, instance, deadline).await;
+                    record(eni.id.to_string(), result, metrics);
+                }
+                self.clear_instance_tag(instance, INSTANCE_ENI_TAG).await;
+            }
+            Some(Err(err)) => record(
+                pool.to_string(),
+                Err(format!("listing the pool failed: {err}")),
+                metrics,
+            ),
+            None => {}
         }
-        if let Err(err) = self
-            .ec2
-            .delete_tag(instance.as_str(), INSTANCE_ENI_TAG, None)
-            .await
-        {
-            warn!(error = %err, "could not clear the instance's lease tag");
+        match addresses {
+            Some(Ok(addresses)) => {
+                for release in
+                    decide::address_releases(&addresses, pool.as_str(), instance, &attached)
+                {
+                    let (AddressRelease::Disassociate(address) | AddressRelease::ClearTag(address)) =
+                        release;
+                    Span::current().record("member", address.allocation.as_str());
+                    let result = self.release_address(release, instance).await;
+                    record(address.allocation.to_string(), result, metrics);
+                }
+                self.clear_instance_tag(instance, INSTANCE_EIP_TAG).await;
+            }
+            Some(Err(err)) => record(
+                pool.to_string(),
+                Err(format!("listing the pool failed: {err}")),
+                metrics,
+            ),
+            None => {}
         }
-        summary.member = released.first().cloned().or_else(|| {
-            failures
-                .first()
-                .map(|f| f.split(':').next().unwrap_or_default().to_owned())
-        });
+        summary.member = released.first().cloned();
         let reason = match (released.is_empty(), failures.is_empty()) {
             (true, true) => format!("the instance held no member of pool {pool:?}"),
             (_, true) => format!("released {}", released.join(", ")),
@@ -821,65 +700,63 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
         .await
     }
 
-    /// Detaches a pool ENI from a leaving instance and waits until it is available, then
-    /// clears its holder tag (only while the tag still names this instance).
-    async fn release_eni(
-        &self,
-        release: Release<'_>,
-        instance: &InstanceId,
-        deadline: Deadline,
-    ) -> Result<(), String> {
-        let eni = match release {
-            Release::Detach(eni) => {
-                if let Some(attachment) = eni.attachment.as_ref().and_then(|a| a.id.as_ref()) {
-                    match self.ec2.detach_network_interface(attachment).await {
-                        Ok(()) => {}
-                        Err(err) if err.is(ErrorKind::NotFound) => {}
-                        Err(err) => return Err(err.to_string()),
-                    }
-                    self.wait_for_release(&eni.id, instance, deadline).await?;
-                } else {
-                    return Err("AWS described the attachment without an attachment id".into());
-                }
-                eni
-            }
-            Release::ClearTag(eni) => eni,
-        };
-        self.ec2
-            .delete_tag(eni.id.as_str(), HOLDER_TAG, Some(instance.as_str()))
-            .await
-            .map_err(|err| err.to_string())
+    async fn clear_instance_tag(&self, instance: &InstanceId, key: &str) {
+        if let Err(err) = self.ec2.delete_tag(instance.as_str(), key, None).await {
+            warn!(error = %err, tag = key, "could not clear the instance's lease tag");
+        }
     }
 
-    async fn wait_for_release(
+    /// The Auto Scaling view of the instances holding members, when the decision needs it.
+    async fn holder_states(
         &self,
-        eni: &EniId,
-        instance: &InstanceId,
-        deadline: Deadline,
-    ) -> Result<(), String> {
-        let give_up = Instant::now()
+        holdings: &[Holding<'_>],
+    ) -> Result<Vec<GroupInstance>, AwsError> {
+        let holders = decide::holders_to_check(holdings);
+        if holders.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.asg.describe_instances(&holders).await
+    }
+
+    /// Until when a wait for AWS may last: the attach timeout, but never into the time kept
+    /// back for completing the lifecycle action.
+    fn wait_limit(&self, deadline: Deadline) -> Instant {
+        Instant::now()
             + self.settings.attach_timeout.min(
                 deadline
                     .remaining()
                     .saturating_sub(self.settings.completion_reserve),
-            );
-        loop {
-            match self.ec2.network_interface(eni).await {
-                Ok(None) => return Ok(()),
-                Ok(Some(current)) if current.attachment_instance() != Some(instance) => {
-                    return Ok(());
+            )
+    }
+
+    /// Step 5: the holder tag on the member and the lease tag on the instance. The attachment
+    /// or association is what pins; the tags only record it, so a refusal is reported in the
+    /// summary rather than failing the launch. A transient failure is returned for redelivery.
+    async fn record_lease(
+        &self,
+        member: &str,
+        instance: &InstanceId,
+        instance_tag: &str,
+        note: Option<&str>,
+    ) -> Result<Option<String>, AwsError> {
+        let (holder, lease) = tokio::join!(
+            self.ec2.create_tag(member, HOLDER_TAG, instance.as_str()),
+            self.ec2.create_tag(instance.as_str(), instance_tag, member),
+        );
+        let mut note = note.map(str::to_owned);
+        for result in [holder, lease] {
+            match result {
+                Ok(()) => {}
+                Err(err) if err.is(ErrorKind::Transient) => return Err(err),
+                Err(err) => {
+                    error!(error = %err, "could not record the lease tags; the member is pinned regardless");
+                    note = Some(format!(
+                        "pinned {member}, but the lease tags were not written: {err}"
+                    ));
                 }
-                Ok(Some(_)) => {}
-                Err(err) if err.is(ErrorKind::Transient) => {
-                    warn!(error = %err, "could not read the interface; waiting on")
-                }
-                Err(err) => return Err(err.to_string()),
             }
-            if Instant::now() + self.settings.poll_interval > give_up {
-                return Err(format!("{eni} was still attached when the wait ran out"));
-            }
-            tokio::time::sleep(self.settings.poll_interval).await;
         }
+        Ok(note)
     }
 
     /// Step 1's read: the instance as Auto Scaling knows it, looking in the warm pool too when
