@@ -254,14 +254,7 @@ async fn ha_scenario(
         .send()
         .await
         .map_err(|e| e.to_string())?;
-    world
-        .asg
-        .terminate_instance_in_auto_scaling_group()
-        .instance_id(&old)
-        .should_decrement_desired_capacity(false)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
+    world.replace(&old).await;
     for (instance, az, state) in world.instances(&group).await {
         println!("    {instance}  {az}  {state}");
     }

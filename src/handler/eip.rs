@@ -8,7 +8,7 @@ use tracing::info;
 use super::{Deadline, Member, Pinhook, Pinning};
 use crate::aws::{AddressFilter, AutoScalingApi, AwsError, Ec2Api, EniFilter, ErrorKind};
 use crate::config::{HOLDER_TAG, INSTANCE_EIP_TAG, PoolName};
-use crate::decide::{self, AddressRelease, Exhaustion, Verdict};
+use crate::decide::{self, AddressRelease};
 use crate::event::LifecycleAction;
 use crate::metrics::{self, Metrics};
 use crate::model::{Address, Eni, InstanceId};
@@ -32,13 +32,9 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
             self.ec2.network_interfaces(&by_instance),
             self.ec2.addresses(&by_pool),
         );
-        let zone = match decide::check(action, described?.as_ref()) {
-            Verdict::Pin { availability_zone } => availability_zone,
-            Verdict::EnterWarmPool => return Ok(Pinning::EnterWarmPool),
-            Verdict::Stale { reason } => return Ok(Pinning::Stale(reason)),
-            Verdict::Release => {
-                return Ok(Pinning::Stale("the instance is leaving the group".into()));
-            }
+        let zone = match super::zone_to_pin(action, described?.as_ref()) {
+            Ok(zone) => zone,
+            Err(end) => return Ok(end),
         };
         metrics.availability_zone = Some(zone);
         let attached = attached?;
@@ -138,38 +134,20 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
                 }
             }
             let where_ = format!("pool {pool:?}");
-            match decide::exhaustion(&holdings, &states) {
-                Exhaustion::NoMember => {
-                    metrics.add(metrics::POOL_EXHAUSTED, 1.0);
-                    return Ok(Pinning::NotPinned(format!(
-                        "pool {pool:?} has no Elastic IP"
-                    )));
-                }
-                Exhaustion::AllHeld { held } => {
-                    metrics.add(metrics::POOL_EXHAUSTED, 1.0);
-                    let hint = if takeover {
-                        "and no holder may be taken over (each is a healthy member in service, outside the group, or not an instance)"
-                    } else {
-                        "(set \"takeover\": true for single-instance HA)"
-                    };
-                    return Ok(Pinning::NotPinned(format!(
-                        "pool {pool:?} is exhausted: all {held} addresses are associated {hint}"
-                    )));
-                }
-                Exhaustion::Contended { free } => {
-                    if let Some(end) = waiting.contended(self, free, &where_).await {
-                        return Ok(end);
-                    }
-                }
-                Exhaustion::Releasing { held } => {
-                    if let Some(end) = waiting
-                        .releasing(self, action, deadline, held, &where_)
-                        .await?
-                    {
-                        metrics.add(metrics::POOL_EXHAUSTED, 1.0);
-                        return Ok(end);
-                    }
-                }
+            let exhaustion = decide::exhaustion(&holdings, &states);
+            let end = waiting
+                .after_pass(self, action, deadline, exhaustion, &where_, metrics, |held| match held {
+                    None => format!("pool {pool:?} has no Elastic IP"),
+                    Some(held) if takeover => format!(
+                        "pool {pool:?} is exhausted: all {held} addresses are associated, and no holder may be taken over (each is a healthy member in service, outside the group, or not an instance)"
+                    ),
+                    Some(held) => format!(
+                        "pool {pool:?} is exhausted: all {held} addresses are associated (set \"takeover\": true for single-instance HA)"
+                    ),
+                })
+                .await?;
+            if let Some(end) = end {
+                return Ok(end);
             }
         }
     }

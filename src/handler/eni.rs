@@ -7,7 +7,7 @@ use tracing::{error, info, warn};
 use super::{Deadline, Member, Pinhook, Pinning};
 use crate::aws::{AutoScalingApi, AwsError, Ec2Api, EniFilter, ErrorKind};
 use crate::config::{HOLDER_TAG, INSTANCE_ENI_TAG, PoolName};
-use crate::decide::{self, Exhaustion, Release, Verdict};
+use crate::decide::{self, Release};
 use crate::event::LifecycleAction;
 use crate::metrics::{self, Metrics};
 use crate::model::{AttachmentStatus, Eni, EniId, InstanceId};
@@ -31,13 +31,9 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
             self.ec2.network_interfaces(&by_instance),
             self.ec2.network_interfaces(&by_pool),
         );
-        let zone = match decide::check(action, described?.as_ref()) {
-            Verdict::Pin { availability_zone } => availability_zone,
-            Verdict::EnterWarmPool => return Ok(Pinning::EnterWarmPool),
-            Verdict::Stale { reason } => return Ok(Pinning::Stale(reason)),
-            Verdict::Release => {
-                return Ok(Pinning::Stale("the instance is leaving the group".into()));
-            }
+        let zone = match super::zone_to_pin(action, described?.as_ref()) {
+            Ok(zone) => zone,
+            Err(end) => return Ok(end),
         };
         metrics.availability_zone = Some(zone.clone());
         if let Some(held) = decide::held_eni(&attached?, pool.as_str(), instance) {
@@ -95,33 +91,25 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
             let holdings = decide::eni_holdings(&members, pool.as_str(), &zone);
             let states = self.holder_states(&holdings).await?;
             let where_ = format!("pool {pool:?} in {zone}");
-            match decide::exhaustion(&holdings, &states) {
-                Exhaustion::NoMember => {
-                    metrics.add(metrics::POOL_EXHAUSTED, 1.0);
-                    return Ok(Pinning::NotPinned(format!(
-                        "pool {pool:?} has no member in {zone}"
-                    )));
-                }
-                Exhaustion::AllHeld { held } => {
-                    metrics.add(metrics::POOL_EXHAUSTED, 1.0);
-                    return Ok(Pinning::NotPinned(format!(
-                        "pool {pool:?} is exhausted in {zone}: all {held} members are held"
-                    )));
-                }
-                Exhaustion::Contended { free } => {
-                    if let Some(end) = waiting.contended(self, free, &where_).await {
-                        return Ok(end);
-                    }
-                }
-                Exhaustion::Releasing { held } => {
-                    if let Some(end) = waiting
-                        .releasing(self, action, deadline, held, &where_)
-                        .await?
-                    {
-                        metrics.add(metrics::POOL_EXHAUSTED, 1.0);
-                        return Ok(end);
-                    }
-                }
+            let exhaustion = decide::exhaustion(&holdings, &states);
+            let end = waiting
+                .after_pass(
+                    self,
+                    action,
+                    deadline,
+                    exhaustion,
+                    &where_,
+                    metrics,
+                    |held| match held {
+                        None => format!("pool {pool:?} has no member in {zone}"),
+                        Some(held) => format!(
+                            "pool {pool:?} is exhausted in {zone}: all {held} members are held"
+                        ),
+                    },
+                )
+                .await?;
+            if let Some(end) = end {
+                return Ok(end);
             }
         }
     }

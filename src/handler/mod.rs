@@ -15,7 +15,7 @@ use crate::aws::{AddressFilter, AutoScalingApi, AwsError, Ec2Api, EniFilter, Err
 use crate::config::{
     HOLDER_TAG, HookConfig, INSTANCE_EIP_TAG, INSTANCE_ENI_TAG, Pin, PoolName, Settings,
 };
-use crate::decide::{self, AddressRelease, Holding, Release, Verdict};
+use crate::decide::{self, AddressRelease, Exhaustion, Holding, Release, Verdict};
 use crate::event::{Incoming, LifecycleAction};
 use crate::metrics::{self, Metrics};
 use crate::model::{
@@ -194,6 +194,34 @@ struct Waiting {
 impl Waiting {
     /// Passes in a row in which every candidate was taken by a concurrent claim.
     const MAX_CONTENDED: u32 = 10;
+
+    /// After a pass in which no candidate was won: `None` to claim again (after a short pause,
+    /// or a wait for a release), or how the attempt ends. `exhausted` words the end when the
+    /// pool has no member here (`None`) or all of them are held (`Some(held)`).
+    #[allow(clippy::too_many_arguments)]
+    async fn after_pass<A: AutoScalingApi, E: Ec2Api>(
+        &mut self,
+        app: &Pinhook<A, E>,
+        action: &LifecycleAction,
+        deadline: Deadline,
+        exhaustion: Exhaustion,
+        where_: &str,
+        metrics: &mut Metrics,
+        exhausted: impl FnOnce(Option<usize>) -> String,
+    ) -> Result<Option<Pinning>, AwsError> {
+        let end = match exhaustion {
+            Exhaustion::NoMember => Some(Pinning::NotPinned(exhausted(None))),
+            Exhaustion::AllHeld { held } => Some(Pinning::NotPinned(exhausted(Some(held)))),
+            Exhaustion::Contended { free } => return Ok(self.contended(app, free, where_).await),
+            Exhaustion::Releasing { held } => {
+                self.releasing(app, action, deadline, held, where_).await?
+            }
+        };
+        if matches!(end, Some(Pinning::NotPinned(_))) {
+            metrics.add(metrics::POOL_EXHAUSTED, 1.0);
+        }
+        Ok(end)
+    }
 
     /// Members are free again after every candidate was lost to concurrent claims: claim again
     /// after a short random pause, so that the claimers fall out of step.
@@ -851,6 +879,19 @@ impl Summary {
     fn with_pool(mut self, pool: &PoolName) -> Self {
         self.pool = Some(pool.clone());
         self
+    }
+}
+
+/// Step 1's verdict for a launch: the AZ to pin in, or how the attempt ends.
+fn zone_to_pin(
+    action: &LifecycleAction,
+    described: Option<&GroupInstance>,
+) -> Result<String, Pinning> {
+    match decide::check(action, described) {
+        Verdict::Pin { availability_zone } => Ok(availability_zone),
+        Verdict::EnterWarmPool => Err(Pinning::EnterWarmPool),
+        Verdict::Stale { reason } => Err(Pinning::Stale(reason)),
+        Verdict::Release => Err(Pinning::Stale("the instance is leaving the group".into())),
     }
 }
 

@@ -24,6 +24,19 @@ async fn eip_group(world: &World, net: &Network, metadata: String, max_size: i32
         .await
 }
 
+/// A pool of one address, and a group over both AZs pinning from it.
+async fn one_address(
+    world: &World,
+    extra: serde_json::Value,
+    max_size: i32,
+) -> (Network, String, Group) {
+    let net = world.network().await;
+    let pool = unique("ha");
+    let address = world.eip_pool(&pool, 1).await.remove(0);
+    let group = eip_group(world, &net, eip_metadata(&pool, extra), max_size).await;
+    (net, address, group)
+}
+
 /// Scales out by one and delivers that instance's launch action; the instance and summary.
 async fn launch_one(world: &World, group: &Group) -> (String, pinhook::Summary) {
     let before: Vec<String> = world
@@ -354,16 +367,7 @@ async fn an_eni_pool_with_permanent_addresses_carries_the_public_ip_along() {
 async fn takes_over_from_a_terminating_holder_when_allowed() {
     // Given single-instance HA: min = max = 1 over two AZs, one address, takeover allowed
     let world = World::new().await;
-    let net = world.network().await;
-    let pool = unique("ha");
-    let address = world.eip_pool(&pool, 1).await.remove(0);
-    let group = eip_group(
-        &world,
-        &net,
-        eip_metadata(&pool, json!({"takeover": true})),
-        1,
-    )
-    .await;
+    let (net, address, group) = one_address(&world, json!({"takeover": true}), 1).await;
     let (old, first) = launch_one(&world, &group).await;
     assert_eq!(first.member.as_deref(), Some(address.as_str()));
 
@@ -377,14 +381,7 @@ async fn takes_over_from_a_terminating_holder_when_allowed() {
         .send()
         .await
         .unwrap();
-    world
-        .asg
-        .terminate_instance_in_auto_scaling_group()
-        .instance_id(&old)
-        .should_decrement_desired_capacity(false)
-        .send()
-        .await
-        .unwrap();
+    world.replace(&old).await;
     let actions = world.emulator.actions(&group.name, false);
     let launch = actions
         .iter()
@@ -430,16 +427,7 @@ async fn takes_over_from_a_terminating_holder_when_allowed() {
 #[tokio::test]
 async fn takes_over_from_an_unhealthy_member() {
     let world = World::new().await;
-    let net = world.network().await;
-    let pool = unique("ha");
-    let address = world.eip_pool(&pool, 1).await.remove(0);
-    let group = eip_group(
-        &world,
-        &net,
-        eip_metadata(&pool, json!({"takeover": true})),
-        2,
-    )
-    .await;
+    let (_, address, group) = one_address(&world, json!({"takeover": true}), 2).await;
     let (old, _) = launch_one(&world, &group).await;
     world.set_unhealthy(&old).await;
 
@@ -455,16 +443,7 @@ async fn takes_over_from_an_unhealthy_member() {
 #[tokio::test]
 async fn never_takes_over_from_a_healthy_member_in_service() {
     let world = World::new().await;
-    let net = world.network().await;
-    let pool = unique("ha");
-    let address = world.eip_pool(&pool, 1).await.remove(0);
-    let group = eip_group(
-        &world,
-        &net,
-        eip_metadata(&pool, json!({"takeover": true})),
-        2,
-    )
-    .await;
+    let (_, address, group) = one_address(&world, json!({"takeover": true}), 2).await;
     let (old, _) = launch_one(&world, &group).await;
 
     let (new, summary) = launch_one(&world, &group).await;
@@ -481,19 +460,9 @@ async fn never_takes_over_from_a_healthy_member_in_service() {
 async fn without_takeover_a_launch_waits_for_the_release_instead() {
     // Given the only address held by a terminating member, and no takeover
     let world = World::new().await;
-    let net = world.network().await;
-    let pool = unique("ha");
-    let address = world.eip_pool(&pool, 1).await.remove(0);
-    let group = eip_group(&world, &net, eip_metadata(&pool, json!({})), 1).await;
+    let (_, address, group) = one_address(&world, json!({}), 1).await;
     let (old, _) = launch_one(&world, &group).await;
-    world
-        .asg
-        .terminate_instance_in_auto_scaling_group()
-        .instance_id(&old)
-        .should_decrement_desired_capacity(false)
-        .send()
-        .await
-        .unwrap();
+    world.replace(&old).await;
     let actions = world.emulator.actions(&group.name, false);
     let launch = actions
         .iter()

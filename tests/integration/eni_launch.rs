@@ -549,14 +549,7 @@ async fn waits_for_a_terminating_holder_to_release_then_pins() {
     let old = world.emulator.pending_events(&group.name).remove(0);
     assert_eq!(world.deliver(&old).await.outcome, Outcome::Continue);
     let old_instance = old["detail"]["EC2InstanceId"].as_str().unwrap().to_owned();
-    world
-        .asg
-        .terminate_instance_in_auto_scaling_group()
-        .instance_id(&old_instance)
-        .should_decrement_desired_capacity(false)
-        .send()
-        .await
-        .unwrap();
+    world.replace(&old_instance).await;
     let actions = world.emulator.actions(&group.name, false);
     let release = actions
         .iter()

@@ -557,6 +557,18 @@ impl World {
             .unwrap();
     }
 
+    /// Terminates the instance in its group without lowering the desired capacity, so the group
+    /// launches a replacement while the instance waits on its terminate hooks.
+    pub async fn replace(&self, instance: &str) {
+        self.asg
+            .terminate_instance_in_auto_scaling_group()
+            .instance_id(instance)
+            .should_decrement_desired_capacity(false)
+            .send()
+            .await
+            .unwrap();
+    }
+
     /// (instance, AZ, lifecycle state) of every instance in the group.
     pub async fn instances(&self, group: &Group) -> Vec<(String, String, String)> {
         let groups = self
