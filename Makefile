@@ -1,5 +1,5 @@
 # Entry points; each calls a script in scripts/ that installs what it needs.
-.PHONY: demo test lint
+.PHONY: demo test lint chaos fuzz
 
 demo:  ## pinhook end to end against the local emulator, through the Lambda runtime loop
 	scripts/demo
@@ -10,3 +10,9 @@ test:  ## unit and integration tests (the emulator is started and stopped by the
 lint:  ## formatting and clippy, as CI checks them
 	cargo fmt --check
 	cargo clippy --locked --all-targets -- -D warnings
+
+chaos:  ## 100 launches at once against 80 members with 20 % of AWS calls failing; prints the counts
+	scripts/chaos
+
+fuzz:  ## the fuzz targets for FUZZ_SECONDS each (default 60)
+	scripts/fuzz

@@ -32,6 +32,7 @@ import argparse
 import io
 import json
 import os
+import random
 import signal
 import sys
 import threading
@@ -516,6 +517,11 @@ def set_desired_capacity_with_hooks(self: Any, new_capacity: int | None) -> None
 
 
 def begin_termination(group: Any, state: Any) -> None:
+    # An instance terminated while it waits on a launch hook: that launch action is over.
+    for action in LIFECYCLE.actions:
+        if action.pending and action.instance_id == state.instance.id and action.transition == LAUNCHING:
+            action.result = "ABANDON"
+            action.ended_by = "termination"
     state.lifecycle_state = "Terminating"
     LIFECYCLE.start(group, state, TERMINATING)
 
@@ -652,6 +658,104 @@ def install_patches() -> None:
 # The server: one lock around moto, the control API beside it
 
 
+class Faults:
+    """Injected faults, for chaos tests: a share of the requests for the chosen actions fail as
+    AWS fails under load (throttling with each service's own code, 500, 503), and a share are
+    slow. Failed requests never reach moto, so they change nothing."""
+
+    KINDS = ("throttle", "500", "503")
+
+    def __init__(self) -> None:
+        self.rate = 0.0
+        self.slow_rate = 0.0
+        self.slow_seconds = (0.05, 0.5)
+        self.kinds: tuple[str, ...] = self.KINDS
+        self.actions: set[str] | None = None
+        self.rng = random.Random()
+        self.injected: dict[str, int] = {}
+        self.slowed = 0
+        self.lock = threading.Lock()
+
+    def configure(self, body: dict[str, Any]) -> None:
+        with self.lock:
+            self.rate = float(body.get("rate", 0.0))
+            self.slow_rate = float(body.get("slow_rate", 0.0))
+            low, high = body.get("slow_seconds", [0.05, 0.5])
+            self.slow_seconds = (float(low), float(high))
+            kinds = tuple(body.get("kinds", self.KINDS))
+            unknown = [k for k in kinds if k not in self.KINDS]
+            if unknown or not kinds:
+                raise ValueError(f"unknown fault kinds {unknown}; the kinds are {list(self.KINDS)}")
+            self.kinds = kinds
+            actions = body.get("actions")
+            self.actions = set(actions) if actions else None
+            if "seed" in body:
+                self.rng = random.Random(body["seed"])
+
+    def stats(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "rate": self.rate,
+                "slow_rate": self.slow_rate,
+                "injected": dict(self.injected),
+                "injected_total": sum(self.injected.values()),
+                "slowed": self.slowed,
+            }
+
+    def pick(self, action: str) -> tuple[str | None, float]:
+        """The fault for this request, if any, and how long to hold it first."""
+        with self.lock:
+            if self.actions is not None and action not in self.actions:
+                return None, 0.0
+            delay = 0.0
+            if self.slow_rate and self.rng.random() < self.slow_rate:
+                delay = self.rng.uniform(*self.slow_seconds)
+                self.slowed += 1
+            if self.rate and self.rng.random() < self.rate:
+                kind = self.rng.choice(self.kinds)
+                self.injected[kind] = self.injected.get(kind, 0) + 1
+                return kind, delay
+            return None, delay
+
+
+FAULTS = Faults()
+
+# The errors AWS answers with, per service (Auto Scaling speaks awsQuery, EC2 its own dialect).
+FAULT_ERRORS = {
+    ("ec2", "throttle"): (503, "RequestLimitExceeded", "Request limit exceeded."),
+    ("ec2", "500"): (500, "InternalError", "An internal error has occurred."),
+    ("ec2", "503"): (503, "Unavailable", "The server is overloaded and can't handle the request."),
+    ("autoscaling", "throttle"): (400, "Throttling", "Rate exceeded"),
+    ("autoscaling", "500"): (500, "InternalFailure", "An internal error occurred."),
+    ("autoscaling", "503"): (503, "ServiceUnavailable", "Service is unavailable."),
+}
+
+
+def fault_response(service: str, kind: str) -> tuple[int, bytes]:
+    status, code, message = FAULT_ERRORS[(service, kind)]
+    request_id = str(uuid.uuid4())
+    if service == "ec2":
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error>'
+            f"<Code>{code}</Code><Message>{message}</Message></Error></Errors>"
+            f"<RequestID>{request_id}</RequestID></Response>"
+        )
+    else:
+        kind_of = "Sender" if status < 500 else "Receiver"
+        body = (
+            '<ErrorResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/">'
+            f"<Error><Type>{kind_of}</Type><Code>{code}</Code><Message>{message}</Message></Error>"
+            f"<RequestId>{request_id}</RequestId></ErrorResponse>"
+        )
+    return status, body.encode()
+
+
+def request_service(environ: dict[str, Any]) -> str:
+    """The service a SigV4-signed request is for, from its credential scope."""
+    authorization = environ.get("HTTP_AUTHORIZATION", "")
+    return "autoscaling" if "/autoscaling/aws4_request" in authorization else "ec2"
+
+
 # Parameters worth recording for each request, so tests can see exactly what was asked.
 RECORDED_PARAMS = (
     "NetworkInterfaceId",
@@ -718,6 +822,20 @@ class Emulator:
         environ["wsgi.input"] = io.BytesIO(body)
         action = request_action(environ, body)
         form = parse_qs(body.decode("utf-8", "replace")) if body else {}
+        fault, delay = FAULTS.pick(action)
+        if delay:
+            time.sleep(delay)  # outside the lock: a slow answer does not hold the others up
+        if fault is not None:
+            status, payload = fault_response(request_service(environ), fault)
+            with LOCK:
+                CALLS.count(action)
+                CALLS.record(action, form, f"{status} Fault", payload)
+            reason = {400: "Bad Request", 500: "Internal Server Error", 503: "Service Unavailable"}[status]
+            start_response(
+                f"{status} {reason}",
+                [("Content-Type", "text/xml"), ("Content-Length", str(len(payload)))],
+            )
+            return [payload]
         captured: dict[str, Any] = {}
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -770,7 +888,15 @@ class Emulator:
             if route == "claimers" and method == "GET":
                 return reply(start_response, 200, {"fired": CLAIMERS.fired, "armed": CLAIMERS.rules})
             if route == "calls" and method == "GET":
-                return reply(start_response, 200, {"calls": CALLS.by_action})
+                return reply(start_response, 200, {"calls": CALLS.by_action, "total": sum(CALLS.by_action.values())})
+            if route == "faults" and method == "POST":
+                try:
+                    FAULTS.configure(body)
+                except (ValueError, TypeError) as err:
+                    return reply(start_response, 400, {"error": str(err)})
+                return reply(start_response, 200, FAULTS.stats())
+            if route == "faults" and method == "GET":
+                return reply(start_response, 200, FAULTS.stats())
             if route == "requests" and method == "GET":
                 wanted = {k: v for k, v in query.items()}
                 found = [e for e in CALLS.log if all(str(e.get(k)) == v for k, v in wanted.items())]

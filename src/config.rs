@@ -526,4 +526,57 @@ mod tests {
             "{err}"
         );
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn value() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                (-3i64..200).prop_map(Value::from),
+                prop_oneof![
+                    Just("eni"),
+                    Just("eip"),
+                    Just("abandon"),
+                    Just("continue"),
+                    Just(""),
+                    Just("x")
+                ]
+                .prop_map(Value::from),
+                Just(Value::from(vec![1])),
+            ]
+        }
+
+        proptest! {
+            /// Any object of known (and one unknown) keys: parsed or refused with the key named.
+            #[test]
+            fn metadata_is_accepted_or_refused_by_key(entries in proptest::collection::btree_map(
+                proptest::sample::select(vec!["pin", "pool", "device_index", "interface", "on_failure", "takeover", "typo"]),
+                value(),
+                0..7,
+            )) {
+                let object: Map<String, Value> = entries.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+                let text = Value::Object(object).to_string();
+                match HookConfig::parse(Some(&text)) {
+                    Ok(config) => {
+                        prop_assert_eq!(Some(&Value::from(config.pool.as_str())), entries.get("pool"));
+                        prop_assert!(!entries.contains_key("typo"));
+                    }
+                    Err(err) => {
+                        let message = err.to_string();
+                        prop_assert!(entries.keys().any(|k| message.contains(&format!("\"{k}\""))) || message.contains("required"), "{message}");
+                    }
+                }
+            }
+
+            #[test]
+            fn any_text_is_refused_without_panicking(text in "\\PC{0,64}") {
+                let _ = HookConfig::parse(Some(&text));
+                let _ = HookConfig::on_failure_lenient(Some(&text));
+                let _ = HookConfig::pool_lenient(Some(&text));
+            }
+        }
+    }
 }

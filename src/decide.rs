@@ -188,7 +188,7 @@ pub enum Exhaustion {
     NoMember,
     /// Members are free again (the candidates were taken by concurrent claims, or released
     /// meanwhile): claim again.
-    Contended { free: usize },
+    Contended { free: usize, members: usize },
     /// Every member is held, and not every holder is on its way out.
     AllHeld { held: usize },
     /// Every member is held by an instance that is leaving, or is already being released:
@@ -203,7 +203,10 @@ pub fn exhaustion(holdings: &[Holding<'_>], holder_states: &[GroupInstance]) -> 
     }
     let free = holdings.iter().filter(|h| h.free).count();
     if free > 0 {
-        return Exhaustion::Contended { free };
+        return Exhaustion::Contended {
+            free,
+            members: holdings.len(),
+        };
     }
     let states: HashMap<&InstanceId, &LifecycleState> = holder_states
         .iter()
@@ -614,7 +617,10 @@ mod tests {
         assert!(holders_to_check(&holdings).is_empty());
         assert_eq!(
             exhaustion(&holdings, &[]),
-            Exhaustion::Contended { free: 1 }
+            Exhaustion::Contended {
+                free: 1,
+                members: 2
+            }
         );
     }
 

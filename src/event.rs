@@ -371,4 +371,72 @@ mod tests {
         assert!(matches!(error, EventError::Envelope(_)));
         assert!(action.is_some());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn json_value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>().prop_map(Value::from),
+                "\\PC{0,16}".prop_map(Value::from),
+            ];
+            leaf.prop_recursive(3, 48, 6, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+                    proptest::collection::hash_map("[A-Za-z-]{1,24}", inner, 0..6)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        const DETAIL_FIELDS: [&str; 8] = [
+            "LifecycleActionToken",
+            "AutoScalingGroupName",
+            "LifecycleHookName",
+            "EC2InstanceId",
+            "LifecycleTransition",
+            "NotificationMetadata",
+            "Origin",
+            "Destination",
+        ];
+
+        proptest! {
+            #[test]
+            fn any_json_is_sorted_without_panicking(value in json_value()) {
+                let _ = Incoming::parse(&value);
+                let mut wrapped = launch();
+                wrapped["detail"] = value;
+                let _ = Incoming::parse(&wrapped);
+            }
+
+            /// A detail field that is missing or of the wrong type is named in the error.
+            #[test]
+            fn a_broken_detail_field_is_named(field in proptest::sample::select(DETAIL_FIELDS.to_vec()), junk in json_value(), remove in any::<bool>()) {
+                let mut event = launch();
+                if remove {
+                    event["detail"].as_object_mut().unwrap().remove(field);
+                } else {
+                    event["detail"][field] = junk;
+                }
+                match Incoming::parse(&event) {
+                    Incoming::Action(action) => {
+                        // only a value that is still valid for the field gets through
+                        prop_assert!(!action.group.is_empty());
+                    }
+                    Incoming::Malformed { error, .. } => {
+                        let message = error.to_string();
+                        prop_assert!(
+                            message.contains(field) || matches!(error, EventError::Envelope(_)),
+                            "{message}"
+                        );
+                    }
+                    other => prop_assert!(false, "{other:?}"),
+                }
+            }
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! which CloudWatch Logs turns into metrics without any API call from the function.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
@@ -75,11 +76,39 @@ impl Metrics {
         );
         Some(Value::Object(root))
     }
+}
 
-    /// Writes the EMF line to standard output, where Lambda sends it to CloudWatch Logs.
-    pub fn emit(&self, namespace: &str) {
-        if let Some(document) = self.to_emf(namespace, SystemTime::now()) {
-            println!("{document}");
+/// Where the metrics of each invocation go.
+#[derive(Debug, Clone, Default)]
+pub enum MetricsSink {
+    /// One EMF line per invocation on standard output, which Lambda sends to CloudWatch Logs.
+    #[default]
+    Stdout,
+    /// Kept in memory, for tests and local runs that read them back.
+    Memory(Arc<Mutex<Vec<Value>>>),
+    /// Dropped.
+    Discard,
+}
+
+impl MetricsSink {
+    /// A sink that keeps the EMF documents, and the handle to read them.
+    pub fn memory() -> (Self, Arc<Mutex<Vec<Value>>>) {
+        let kept = Arc::new(Mutex::new(Vec::new()));
+        (Self::Memory(kept.clone()), kept)
+    }
+
+    pub fn record(&self, metrics: &Metrics, namespace: &str) {
+        let Some(document) = metrics.to_emf(namespace, SystemTime::now()) else {
+            return;
+        };
+        match self {
+            Self::Stdout => println!("{document}"),
+            Self::Memory(kept) => {
+                if let Ok(mut kept) = kept.lock() {
+                    kept.push(document);
+                }
+            }
+            Self::Discard => {}
         }
     }
 }

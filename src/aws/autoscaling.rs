@@ -2,7 +2,8 @@
 
 use tracing::{instrument, warn};
 
-use super::{AutoScalingApi, AwsError, sdk_error};
+use super::sdk::sdk_error;
+use super::{AutoScalingApi, AwsError};
 use crate::model::{ActionRef, GroupInstance, InstanceId, LifecycleResult, LifecycleState};
 
 /// DescribeAutoScalingInstances takes at most 50 instance ids per call.
@@ -181,11 +182,13 @@ fn group_instance(
     state: Option<&str>,
     health: Option<&str>,
 ) -> Option<GroupInstance> {
+    // The SDK fills a required field AWS left out with an empty string: that is missing too.
+    let present = |value: Option<&str>| value.filter(|v| !v.is_empty()).map(str::to_owned);
     Some(GroupInstance {
         instance: InstanceId::parse(instance?).ok()?,
-        group: group?.to_owned(),
-        availability_zone: availability_zone?.to_owned(),
-        state: LifecycleState::parse(state?),
+        group: present(group)?,
+        availability_zone: present(availability_zone)?,
+        state: LifecycleState::parse(&present(state)?),
         // DescribeAutoScalingInstances says HEALTHY, DescribeAutoScalingGroups says Healthy.
         healthy: health.is_some_and(|h| h.eq_ignore_ascii_case("healthy")),
     })

@@ -3,7 +3,8 @@
 use aws_sdk_ec2::types::{Filter, NetworkInterface, Tag};
 use tracing::{instrument, warn};
 
-use super::{AddressFilter, AwsError, Ec2Api, EniFilter, sdk_error};
+use super::sdk::sdk_error;
+use super::{AddressFilter, AwsError, Ec2Api, EniFilter};
 use crate::config::{HOLDER_TAG, POOL_TAG};
 use crate::model::{
     Address, AddressAssociation, AllocationId, AssociationId, Attachment, AttachmentId,

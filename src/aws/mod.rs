@@ -1,21 +1,25 @@
 //! The AWS adapters: two narrow traits over what pinhook asks of Auto Scaling and EC2, and their
-//! implementations on the AWS SDK. Everything above this module works with domain types only.
+//! implementations on the AWS SDK (feature `aws-sdk`, on by default). Everything above this
+//! module works with domain types only.
 
+#[cfg(feature = "aws-sdk")]
 mod autoscaling;
+#[cfg(feature = "aws-sdk")]
 mod ec2;
 pub mod error;
+#[cfg(feature = "aws-sdk")]
+mod sdk;
 
 use std::future::Future;
-use std::time::Duration;
 
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
-
+#[cfg(feature = "aws-sdk")]
 pub use self::autoscaling::AutoScalingClient;
+#[cfg(feature = "aws-sdk")]
 pub use self::ec2::Ec2Client;
 pub use self::error::{AwsError, ErrorKind};
-use crate::config::{PoolName, Settings};
+#[cfg(feature = "aws-sdk")]
+pub use self::sdk::{load_sdk_config, retry_config, timeout_config};
+use crate::config::PoolName;
 use crate::model::{
     ActionRef, Address, AllocationId, AssociationId, AttachmentId, Eni, EniId, GroupInstance,
     InstanceId, LifecycleResult,
@@ -131,59 +135,4 @@ pub trait Ec2Api: Send + Sync {
         key: &str,
         value: Option<&str>,
     ) -> impl Future<Output = Result<(), AwsError>> + Send;
-}
-
-/// Per-attempt and per-call timeouts of every AWS call. A call that takes longer is retried,
-/// within the attempts the settings allow.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
-const OPERATION_TIMEOUT: Duration = Duration::from_secs(45);
-
-/// Loads the AWS configuration from the environment (Lambda's role, region, and
-/// `AWS_ENDPOINT_URL` when set), with pinhook's retry and timeout policy.
-pub async fn load_sdk_config(settings: &Settings) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(retry_config(settings))
-        .timeout_config(timeout_config())
-        .load()
-        .await
-}
-
-/// Standard retry mode: exponential backoff with full jitter, for throttling, 5xx and timeouts.
-pub fn retry_config(settings: &Settings) -> RetryConfig {
-    RetryConfig::standard()
-        .with_max_attempts(settings.max_attempts)
-        .with_initial_backoff(Duration::from_millis(200))
-        .with_max_backoff(Duration::from_secs(5))
-}
-
-pub fn timeout_config() -> TimeoutConfig {
-    TimeoutConfig::builder()
-        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-        .operation_timeout(OPERATION_TIMEOUT)
-        .build()
-}
-
-/// Turns an SDK error into an [`AwsError`], keeping AWS's code and message.
-fn sdk_error<E>(operation: &'static str, err: aws_sdk_ec2::error::SdkError<E>) -> AwsError
-where
-    E: aws_sdk_ec2::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
-    match &err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
-            AwsError::transient(operation, Box::new(err))
-        }
-        _ => {
-            let status = err.raw_response().map(|r| r.status().as_u16());
-            let code = err.code().map(str::to_owned);
-            let message = err.message().map(str::to_owned);
-            AwsError::from_response(
-                operation,
-                code.as_deref(),
-                message.as_deref(),
-                status,
-                Some(Box::new(err)),
-            )
-        }
-    }
 }

@@ -73,7 +73,7 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
         loop {
             let candidates = decide::address_candidates(&addresses, pool.as_str(), instance);
             metrics.set(metrics::FREE_MEMBERS, candidates.len() as f64, "Count");
-            for candidate in candidates {
+            for candidate in candidates.into_iter().take(super::CLAIMS_PER_PASS) {
                 if deadline.remaining() <= self.settings.completion_reserve {
                     return Ok(Pinning::NotPinned(
                         "the function ran out of time before an address could be claimed".into(),

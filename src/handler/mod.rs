@@ -17,7 +17,7 @@ use crate::config::{
 };
 use crate::decide::{self, AddressRelease, Exhaustion, Holding, Release, Verdict};
 use crate::event::{Incoming, LifecycleAction};
-use crate::metrics::{self, Metrics};
+use crate::metrics::{self, Metrics, MetricsSink};
 use crate::model::{
     ActionRef, GroupInstance, InstanceId, LifecycleResult, LifecycleState, Location, Transition,
 };
@@ -166,6 +166,11 @@ pub enum HandlerError {
     },
 }
 
+/// Claims tried on one read of the pool. After that many lost races the read is stale: a
+/// fresh one avoids a storm of claims on members that are gone, when a burst of launches
+/// empties the pool.
+const CLAIMS_PER_PASS: usize = 3;
+
 /// What was pinned, as the summary reports it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Member {
@@ -192,9 +197,6 @@ struct Waiting {
 }
 
 impl Waiting {
-    /// Passes in a row in which every candidate was taken by a concurrent claim.
-    const MAX_CONTENDED: u32 = 10;
-
     /// After a pass in which no candidate was won: `None` to claim again (after a short pause,
     /// or a wait for a release), or how the attempt ends. `exhausted` words the end when the
     /// pool has no member here (`None`) or all of them are held (`Some(held)`).
@@ -212,7 +214,9 @@ impl Waiting {
         let end = match exhaustion {
             Exhaustion::NoMember => Some(Pinning::NotPinned(exhausted(None))),
             Exhaustion::AllHeld { held } => Some(Pinning::NotPinned(exhausted(Some(held)))),
-            Exhaustion::Contended { free } => return Ok(self.contended(app, free, where_).await),
+            Exhaustion::Contended { free, members } => {
+                return Ok(self.contended(app, free, members, where_).await);
+            }
             Exhaustion::Releasing { held } => {
                 self.releasing(app, action, deadline, held, where_).await?
             }
@@ -223,19 +227,22 @@ impl Waiting {
         Ok(end)
     }
 
-    /// Members are free again after every candidate was lost to concurrent claims: claim again
-    /// after a short random pause, so that the claimers fall out of step.
+    /// Members are free again after the candidates were lost to concurrent claims: claim again
+    /// after a short random pause, so that the claimers fall out of step. Every lost race means
+    /// another claimer won a member, so a pool of `members` can beat one claimer only so many
+    /// times before it is all held; past that, something else is wrong.
     async fn contended<A: AutoScalingApi, E: Ec2Api>(
         &mut self,
         app: &Pinhook<A, E>,
         free: usize,
+        members: usize,
         where_: &str,
     ) -> Option<Pinning> {
         self.contended += 1;
-        if self.contended > Self::MAX_CONTENDED {
+        let limit = members as u32 + 5;
+        if self.contended > limit {
             return Some(Pinning::NotPinned(format!(
-                "lost every claim on {where_} to concurrent launches {} times in a row, with {free} members free",
-                Self::MAX_CONTENDED
+                "lost every claim on {where_} {limit} times in a row, with {free} members still listed as free"
             )));
         }
         let pause = app.settings.poll_interval.as_millis() as u64 / 2;
@@ -285,11 +292,23 @@ pub struct Pinhook<A, E> {
     asg: A,
     ec2: E,
     settings: Settings,
+    metrics: MetricsSink,
 }
 
 impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
     pub fn new(asg: A, ec2: E, settings: Settings) -> Self {
-        Self { asg, ec2, settings }
+        Self {
+            asg,
+            ec2,
+            settings,
+            metrics: MetricsSink::default(),
+        }
+    }
+
+    /// Sends the metrics elsewhere than standard output.
+    pub fn with_metrics(mut self, sink: MetricsSink) -> Self {
+        self.metrics = sink;
+        self
     }
 
     pub fn settings(&self) -> &Settings {
@@ -333,6 +352,7 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
                 );
                 Box::pin(
                     self.malformed(
+                        deadline,
                         error.to_string(),
                         action,
                         transition,
@@ -357,7 +377,8 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
                 Box::pin(self.act(&action, deadline, &mut metrics).instrument(span)).await
             }
         };
-        metrics.emit(&self.settings.metrics_namespace);
+        self.metrics
+            .record(&metrics, &self.settings.metrics_namespace);
         result
     }
 
@@ -365,6 +386,7 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
     /// still names a waiting lifecycle action, so nothing is left waiting for its timeout.
     async fn malformed(
         &self,
+        deadline: Deadline,
         error: String,
         action: Option<ActionRef>,
         transition: Option<Transition>,
@@ -413,7 +435,8 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
             HookConfig::on_failure_lenient(metadata.as_deref()),
         );
         metrics.add(metrics::FAILED_ACTIONS, 1.0);
-        self.complete(&action, result, summary, error).await
+        self.complete(&action, deadline, result, summary, error)
+            .await
     }
 
     async fn act(
@@ -472,7 +495,7 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
                     // Nothing is pinned in the warm pool, so the metadata does not matter yet.
                     Verdict::EnterWarmPool => {
                         self.complete(
-                            &action.action_ref(),
+                            &action.action_ref(), deadline,
                             LifecycleResult::Continue,
                             Summary::about(action, Outcome::Continue),
                             format!("launching into the warm pool; the hook metadata must be fixed before it leaves: {err}"),
@@ -482,7 +505,7 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
                     Verdict::Pin { .. } | Verdict::Release => {
                         metrics.add(metrics::FAILED_ACTIONS, 1.0);
                         self.complete(
-                            &action.action_ref(),
+                            &action.action_ref(), deadline,
                             on_failure,
                             Summary::about(action, on_failure.into()),
                             err.to_string(),
@@ -492,19 +515,33 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
                 };
             }
         };
-        let pinning = match config.pin {
-            Pin::Eni { device_index } => {
-                self.pin_eni(action, &config.pool, device_index, deadline, metrics)
-                    .await
-            }
-            Pin::Eip {
-                interface,
-                takeover,
-            } => {
-                self.pin_eip(action, &config.pool, interface, takeover, deadline, metrics)
-                    .await
+        // Pinning may take until the time kept back for the completion; after that, whatever
+        // was under way is dropped and the action completed with `on_failure`.
+        let budget = deadline
+            .remaining()
+            .saturating_sub(self.settings.completion_reserve);
+        let pinning = async {
+            match config.pin {
+                Pin::Eni { device_index } => {
+                    self.pin_eni(action, &config.pool, device_index, deadline, metrics)
+                        .await
+                }
+                Pin::Eip {
+                    interface,
+                    takeover,
+                } => {
+                    self.pin_eip(action, &config.pool, interface, takeover, deadline, metrics)
+                        .await
+                }
             }
         };
+        let pinning = tokio::time::timeout(budget, pinning)
+            .await
+            .unwrap_or_else(|_| {
+                Ok(Pinning::NotPinned(
+                    "the function's deadline came before a member could be pinned".into(),
+                ))
+            });
         let mut summary = Summary {
             pool: Some(config.pool.clone()),
             availability_zone: metrics.availability_zone.clone(),
@@ -519,6 +556,7 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
                 summary.outcome = Outcome::Continue;
                 self.complete(
                     &action.action_ref(),
+                    deadline,
                     LifecycleResult::Continue,
                     summary,
                     "launching into the warm pool",
@@ -546,6 +584,7 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
                 summary.outcome = Outcome::Continue;
                 self.complete(
                     &action.action_ref(),
+                    deadline,
                     LifecycleResult::Continue,
                     summary,
                     note,
@@ -556,8 +595,14 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
                 warn!(%reason, on_failure = %config.on_failure, "nothing pinned");
                 metrics.add(metrics::FAILED_ACTIONS, 1.0);
                 summary.outcome = config.on_failure.into();
-                self.complete(&action.action_ref(), config.on_failure, summary, reason)
-                    .await
+                self.complete(
+                    &action.action_ref(),
+                    deadline,
+                    config.on_failure,
+                    summary,
+                    reason,
+                )
+                .await
             }
             Err(err) if err.is(ErrorKind::Transient) => Err(HandlerError::Transient(err)),
             Err(err) => {
@@ -566,6 +611,7 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
                 summary.outcome = config.on_failure.into();
                 self.complete(
                     &action.action_ref(),
+                    deadline,
                     config.on_failure,
                     summary,
                     err.to_string(),
@@ -643,6 +689,7 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
             return self
                 .complete(
                     &action.action_ref(),
+                    deadline,
                     LifecycleResult::Continue,
                     summary,
                     reason,
@@ -721,6 +768,7 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
         };
         self.complete(
             &action.action_ref(),
+            deadline,
             LifecycleResult::Continue,
             summary,
             reason,
@@ -846,13 +894,27 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
     async fn complete(
         &self,
         action: &ActionRef,
+        deadline: Deadline,
         result: LifecycleResult,
         mut summary: Summary,
         reason: impl Into<String>,
     ) -> Result<Summary, HandlerError> {
         summary.outcome = result.into();
         summary.reason = Some(reason.into());
-        match self.asg.complete_lifecycle_action(action, result).await {
+        // Bounded by Lambda's deadline: past it, the runtime would kill the invocation anyway,
+        // and an error lets the event be delivered again.
+        let completion = tokio::time::timeout(
+            deadline.remaining(),
+            self.asg.complete_lifecycle_action(action, result),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(AwsError::transient(
+                "autoscaling:CompleteLifecycleAction",
+                "no answer before the function's deadline".into(),
+            ))
+        });
+        match completion {
             Ok(()) => {
                 info!(%result, "lifecycle action completed");
                 summary.completion = Some(Completion::Completed);

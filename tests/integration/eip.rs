@@ -415,6 +415,7 @@ async fn takes_over_from_a_terminating_holder_when_allowed() {
         (state.instance.as_deref(), state.holder.as_deref()),
         (Some(new.as_str()), Some(new.as_str()))
     );
+    assert_eq!(world.metric("TakenOver"), 1.0);
     // and the old instance's release, later, leaves the new holder alone
     let release = world.emulator.action_of(&group.name, &old, "terminate")["event"].clone();
     assert_eq!(world.deliver(&release).await.outcome, Outcome::Continue);

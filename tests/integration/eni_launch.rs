@@ -214,6 +214,8 @@ async fn a_member_taken_between_listing_and_attaching_moves_the_claim_to_the_nex
         Some(instance.as_str())
     );
     assert_eq!(summary.member.as_deref(), Some(other.as_str()));
+    assert_eq!(world.metric("ClaimConflicts"), 1.0);
+    assert_eq!(world.metric("Pinned"), 1.0);
 }
 
 #[tokio::test]
@@ -334,6 +336,8 @@ async fn an_exhausted_pool_abandons_the_launch_by_default() {
     let abandoned = abandoned.instance.as_ref().unwrap().to_string();
     assert_eq!(world.ec2_state(&abandoned).await, "terminated");
     assert_eq!(world.lifecycle_state(&abandoned).await, None);
+    assert_eq!(world.metric("PoolExhausted"), 1.0);
+    assert_eq!(world.metric("FailedActions"), 1.0);
     let pinned = pinned.instance.as_ref().unwrap().to_string();
     assert_eq!(
         world.lifecycle_state(&pinned).await.as_deref(),

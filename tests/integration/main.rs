@@ -5,8 +5,12 @@
 mod support;
 
 mod adapter_errors;
+mod bad_input;
 mod eip;
 mod emulator;
 mod eni_launch;
 mod eni_release;
 mod events;
+mod fake;
+mod reliability;
+mod waiting;

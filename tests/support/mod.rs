@@ -13,9 +13,11 @@ use std::time::{Duration, Instant};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_autoscaling::types::LaunchTemplateSpecification;
 use aws_sdk_ec2::config::Credentials;
+use aws_sdk_ec2::config::retry::RetryPartition;
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use pinhook::aws::{AutoScalingClient, Ec2Client, retry_config, timeout_config};
 use pinhook::config::Settings;
+use pinhook::metrics::MetricsSink;
 use pinhook::{Deadline, Pinhook, Summary};
 use serde_json::{Value, json};
 
@@ -349,6 +351,8 @@ pub struct GroupSpec {
 
 /// The emulator, SDK clients on it, and the real handler on the same clients.
 pub struct World {
+    /// The metrics of every invocation made through this world, kept in memory.
+    pub metrics: MetricsSink,
     pub emulator: &'static Emulator,
     pub sdk: SdkConfig,
     pub ec2: aws_sdk_ec2::Client,
@@ -362,9 +366,27 @@ impl World {
     }
 
     pub async fn on(emulator: &'static Emulator) -> Self {
-        let settings = fast_settings();
+        Self::on_with(emulator, fast_settings()).await
+    }
+
+    /// A world on an emulator of its own, for tests that load it or inject faults, with
+    /// pinhook's production retry policy (five attempts per call).
+    pub async fn dedicated() -> Self {
+        let emulator: &'static Emulator = Box::leak(Box::new(Emulator::start()));
+        Self::on_with(
+            emulator,
+            Settings {
+                max_attempts: Settings::default().max_attempts,
+                ..fast_settings()
+            },
+        )
+        .await
+    }
+
+    pub async fn on_with(emulator: &'static Emulator, settings: Settings) -> Self {
         let sdk = sdk_config(&emulator.url, &settings).await;
         Self {
+            metrics: MetricsSink::memory().0,
             emulator,
             ec2: aws_sdk_ec2::Client::new(&sdk),
             asg: aws_sdk_autoscaling::Client::new(&sdk),
@@ -383,6 +405,198 @@ impl World {
             Ec2Client::new(self.ec2.clone()),
             settings,
         )
+        .with_metrics(self.metrics.clone())
+    }
+
+    /// One Lambda execution environment: the real handler with its own SDK clients, and so its
+    /// own retry token bucket, as each concurrent invocation of a function has.
+    pub fn environment(&self) -> App {
+        let partition = RetryPartition::new(unique("pinhook-environment"));
+        let ec2 = aws_sdk_ec2::config::Builder::from(&self.sdk)
+            .retry_partition(partition.clone())
+            .build();
+        let asg = aws_sdk_autoscaling::config::Builder::from(&self.sdk)
+            .retry_partition(partition)
+            .build();
+        Pinhook::new(
+            AutoScalingClient::new(aws_sdk_autoscaling::Client::from_conf(asg)),
+            Ec2Client::new(aws_sdk_ec2::Client::from_conf(ec2)),
+            self.settings.clone(),
+        )
+        .with_metrics(self.metrics.clone())
+    }
+
+    /// Delivers every event `copies` times, each delivery its own concurrent invocation in its
+    /// own execution environment. An invocation that returns an error is delivered again, up
+    /// to `retries` times, as EventBridge's retry policy does.
+    pub async fn burst(&self, events: &[Value], copies: usize, retries: usize) -> Deliveries {
+        let mut invocations = tokio::task::JoinSet::new();
+        for event in events {
+            for _ in 0..copies {
+                let app = self.environment();
+                let event = event.clone();
+                invocations.spawn(async move {
+                    let mut redeliveries = 0;
+                    loop {
+                        match app
+                            .handle(&event, Deadline::after(Duration::from_secs(120)))
+                            .await
+                        {
+                            Ok(summary) => return (Some(summary), redeliveries),
+                            Err(_) if redeliveries < retries => {
+                                redeliveries += 1;
+                                tokio::time::sleep(Duration::from_millis(
+                                    100 * redeliveries as u64,
+                                ))
+                                .await;
+                            }
+                            Err(_) => return (None, redeliveries),
+                        }
+                    }
+                });
+            }
+        }
+        let mut deliveries = Deliveries::default();
+        while let Some(joined) = invocations.join_next().await {
+            let (summary, redeliveries) = joined.expect("an invocation panicked");
+            deliveries.invocations += 1 + redeliveries;
+            deliveries.redeliveries += redeliveries;
+            match summary {
+                Some(summary) => deliveries.summaries.push(summary),
+                None => deliveries.failed += 1,
+            }
+        }
+        deliveries
+    }
+
+    /// Makes the emulator fail a share of all requests from now on (0 turns it off).
+    pub fn faults(&self, rate: f64, slow_rate: f64) {
+        self.emulator.control(
+            "POST",
+            "faults",
+            Some(&json!({"rate": rate, "slow_rate": slow_rate, "slow_seconds": [0.05, 0.4]})),
+        );
+    }
+
+    /// What a burst left behind in the group and its pool, as counted from AWS's side.
+    pub async fn census(&self, group: &Group, pool: &str, pin: &str) -> Census {
+        let actions = self.emulator.actions(&group.name, true);
+        let launches: Vec<&Value> = actions
+            .iter()
+            .filter(|a| a["transition"] == "autoscaling:EC2_INSTANCE_LAUNCHING")
+            .collect();
+        // Where every pool member is attached or associated, per AWS.
+        let mut held_by: Vec<(String, String)> = Vec::new();
+        if pin == "eni" {
+            let found = self
+                .ec2
+                .describe_network_interfaces()
+                .filters(
+                    Filter::builder()
+                        .name(format!("tag:{POOL_TAG}"))
+                        .values(pool)
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap();
+            for eni in found.network_interfaces() {
+                if let Some(instance) = eni.attachment().and_then(|a| a.instance_id()) {
+                    held_by.push((
+                        eni.network_interface_id().unwrap_or_default().to_owned(),
+                        instance.to_owned(),
+                    ));
+                }
+            }
+        } else {
+            let found = self
+                .ec2
+                .describe_addresses()
+                .filters(
+                    Filter::builder()
+                        .name(format!("tag:{POOL_TAG}"))
+                        .values(pool)
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap();
+            for address in found.addresses() {
+                if let Some(instance) = address.instance_id() {
+                    held_by.push((
+                        address.allocation_id().unwrap_or_default().to_owned(),
+                        instance.to_owned(),
+                    ));
+                }
+            }
+        }
+        let in_service: Vec<String> = self
+            .instances(group)
+            .await
+            .into_iter()
+            .filter(|(_, _, state)| state == "InService")
+            .map(|(instance, _, _)| instance)
+            .collect();
+        let lease_tag = if pin == "eni" {
+            "pinhook:eni"
+        } else {
+            "pinhook:eip"
+        };
+        let mut census = Census {
+            instances: launches.len(),
+            abandoned: launches.iter().filter(|a| a["result"] == "ABANDON").count(),
+            uncompleted_actions: actions.iter().filter(|a| a["pending"] == true).count(),
+            completed_twice: actions
+                .iter()
+                .filter(|a| a["complete_calls"]["accepted"].as_u64().unwrap_or(0) > 1)
+                .count(),
+            ..Census::default()
+        };
+        let mut claims: std::collections::HashMap<String, std::collections::BTreeSet<String>> =
+            Default::default();
+        for (member, instance) in &held_by {
+            claims
+                .entry(member.clone())
+                .or_default()
+                .insert(instance.clone());
+        }
+        for instance in &in_service {
+            let members: Vec<&String> = held_by
+                .iter()
+                .filter(|(_, i)| i == instance)
+                .map(|(m, _)| m)
+                .collect();
+            match members.len() {
+                0 => census.continued_unpinned += 1,
+                1 => census.pinned += 1,
+                _ => census.multi_member_instances += 1,
+            }
+            let lease = self.instance_tag(instance, lease_tag).await;
+            if let Some(lease) = &lease {
+                claims
+                    .entry(lease.clone())
+                    .or_default()
+                    .insert(instance.clone());
+            }
+            if members.len() == 1 && lease.as_deref() != Some(members[0].as_str()) {
+                census.lease_mismatches += 1;
+            }
+        }
+        census.double_held_members = claims.values().filter(|holders| holders.len() > 1).count();
+        census
+    }
+
+    /// The sum of one metric over the invocations made through this world.
+    pub fn metric(&self, name: &str) -> f64 {
+        match &self.metrics {
+            MetricsSink::Memory(kept) => kept
+                .lock()
+                .unwrap()
+                .iter()
+                .filter_map(|m| m[name].as_f64())
+                .sum(),
+            _ => 0.0,
+        }
     }
 
     /// Delivers an event to the real handler, as the Lambda runtime would.
@@ -840,6 +1054,42 @@ impl World {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// What a burst of invocations came to.
+#[derive(Debug, Clone, Default)]
+pub struct Deliveries {
+    /// Invocations made, redeliveries included.
+    pub invocations: usize,
+    pub redeliveries: usize,
+    /// Deliveries that still failed after every redelivery.
+    pub failed: usize,
+    pub summaries: Vec<Summary>,
+}
+
+/// The end state of a burst, counted from AWS's side: what `make chaos` prints and the
+/// reliability tests check.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Census {
+    /// Launch lifecycle actions of the group.
+    pub instances: usize,
+    /// Instances in service holding exactly one pool member.
+    pub pinned: usize,
+    /// Launches completed with ABANDON.
+    pub abandoned: usize,
+    /// Instances in service without a member (on_failure = continue).
+    pub continued_unpinned: usize,
+    /// Members that two instances hold: attached or associated to one, named by the lease tag
+    /// of another.
+    pub double_held_members: usize,
+    /// Instances holding more than one member.
+    pub multi_member_instances: usize,
+    /// Lifecycle actions still waiting.
+    pub uncompleted_actions: usize,
+    /// Lifecycle actions Auto Scaling accepted a completion for more than once.
+    pub completed_twice: usize,
+    /// Pinned instances whose lease tag does not name the member they hold.
+    pub lease_mismatches: usize,
 }
 
 /// What the tests check of an ENI.

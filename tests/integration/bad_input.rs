@@ -1,0 +1,314 @@
+//! Bad input, as properties: events with any field missing or of the wrong type, and AWS
+//! answers with any field missing, never panic, always end in a clear outcome, and a lifecycle
+//! action the event identifies is completed exactly once. AWS is served by aws-smithy-mocks
+//! with the XML AWS sends, so the real SDK deserialisers and adapters run.
+
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_autoscaling::Client as AsgSdk;
+use aws_sdk_ec2::Client as Ec2Sdk;
+use aws_sdk_ec2::config::Credentials;
+use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
+use pinhook::aws::{AutoScalingClient, Ec2Client, retry_config};
+use pinhook::metrics::MetricsSink;
+use pinhook::{Deadline, Outcome, Pinhook};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+use crate::support::fast_settings;
+
+const INSTANCE: &str = "i-0aaaaaaaaaaaaaaa1";
+
+fn interceptor(rules: &[&Rule]) -> MockResponseInterceptor {
+    rules.iter().fold(
+        MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny),
+        |i, r| i.with_rule(r),
+    )
+}
+
+fn clients(asg_rules: &[&Rule], ec2_rules: &[&Rule]) -> (AsgSdk, Ec2Sdk) {
+    let settings = fast_settings();
+    let asg = aws_sdk_autoscaling::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("a", "b", None, None, "mock"))
+        .http_client(create_mock_http_client())
+        .retry_config(retry_config(&settings))
+        .interceptor(interceptor(asg_rules))
+        .build();
+    let ec2 = aws_sdk_ec2::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("a", "b", None, None, "mock"))
+        .http_client(create_mock_http_client())
+        .retry_config(retry_config(&settings))
+        .interceptor(interceptor(ec2_rules))
+        .build();
+    (AsgSdk::from_conf(asg), Ec2Sdk::from_conf(ec2))
+}
+
+/// `<tag>value</tag>` when kept.
+fn field(keep: bool, tag: &str, value: &str) -> String {
+    if keep {
+        format!("<{tag}>{value}</{tag}>")
+    } else {
+        String::new()
+    }
+}
+
+fn describe_instance(keep: [bool; 5]) -> String {
+    format!(
+        r#"<DescribeAutoScalingInstancesResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/"><DescribeAutoScalingInstancesResult><AutoScalingInstances><member>{}{}{}{}{}</member></AutoScalingInstances></DescribeAutoScalingInstancesResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></DescribeAutoScalingInstancesResponse>"#,
+        field(keep[0], "InstanceId", INSTANCE),
+        field(keep[1], "AutoScalingGroupName", "g"),
+        field(keep[2], "AvailabilityZone", "us-east-1a"),
+        field(keep[3], "LifecycleState", "Pending:Wait"),
+        field(keep[4], "HealthStatus", "HEALTHY"),
+    )
+}
+
+fn pool_enis(keep: &[[bool; 6]]) -> String {
+    let items: String = keep
+        .iter()
+        .enumerate()
+        .map(|(n, k)| {
+            format!(
+                "<item>{}{}{}{}{}{}</item>",
+                field(
+                    k[0],
+                    "networkInterfaceId",
+                    &format!("eni-0bbbbbbbbbbbbbb{n:02}")
+                ),
+                field(k[1], "availabilityZone", "us-east-1a"),
+                field(k[2], "status", "available"),
+                field(k[3], "macAddress", "02:00:00:00:00:01"),
+                field(
+                    k[4],
+                    "tagSet",
+                    "<item><key>pinhook:pool</key><value>lic</value></item>"
+                ),
+                field(k[5], "attachment", "<status>detached</status>"),
+            )
+        })
+        .collect();
+    format!(
+        r#"<DescribeNetworkInterfacesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r</requestId><networkInterfaceSet>{items}</networkInterfaceSet></DescribeNetworkInterfacesResponse>"#
+    )
+}
+
+fn attached_eni(eni: &str) -> String {
+    format!(
+        r#"<DescribeNetworkInterfacesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r</requestId><networkInterfaceSet><item><networkInterfaceId>{eni}</networkInterfaceId><availabilityZone>us-east-1a</availabilityZone><status>in-use</status><tagSet><item><key>pinhook:pool</key><value>lic</value></item></tagSet><attachment><attachmentId>eni-attach-0ccccccccccccccc1</attachmentId><instanceId>{INSTANCE}</instanceId><deviceIndex>1</deviceIndex><status>attached</status></attachment></item></networkInterfaceSet></DescribeNetworkInterfacesResponse>"#
+    )
+}
+
+fn ok(service: &str, operation: &str, body: &str) -> String {
+    if service == "ec2" {
+        format!(
+            r#"<{operation}Response xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r</requestId>{body}</{operation}Response>"#
+        )
+    } else {
+        format!(
+            r#"<{operation}Response xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/"><{operation}Result>{body}</{operation}Result><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></{operation}Response>"#
+        )
+    }
+}
+
+struct Run {
+    outcome: Outcome,
+    completed: bool,
+    complete_calls: usize,
+}
+
+/// The real handler on one event, against AWS answering with the given XML.
+fn run(event: &Value, instance: String, pool: String) -> Run {
+    let describe = mock!(AsgSdk::describe_auto_scaling_instances)
+        .sequence()
+        .http_status(200, Some(instance))
+        .repeatedly()
+        .build();
+    let hooks = mock!(AsgSdk::describe_lifecycle_hooks)
+        .sequence()
+        .http_status(
+            200,
+            Some(ok(
+                "autoscaling",
+                "DescribeLifecycleHooks",
+                "<LifecycleHooks/>",
+            )),
+        )
+        .repeatedly()
+        .build();
+    let complete = mock!(AsgSdk::complete_lifecycle_action)
+        .sequence()
+        .http_status(200, Some(ok("autoscaling", "CompleteLifecycleAction", "")))
+        .repeatedly()
+        .build();
+    let by_instance = mock!(Ec2Sdk::describe_network_interfaces)
+        .match_requests(|r| {
+            r.filters()
+                .iter()
+                .any(|f| f.name() == Some("attachment.instance-id"))
+        })
+        .sequence()
+        .http_status(200, Some(pool_enis(&[])))
+        .repeatedly()
+        .build();
+    let by_pool = mock!(Ec2Sdk::describe_network_interfaces)
+        .match_requests(|r| {
+            r.filters()
+                .iter()
+                .any(|f| f.name() == Some("tag:pinhook:pool"))
+        })
+        .sequence()
+        .http_status(200, Some(pool))
+        .repeatedly()
+        .build();
+    // Each ENI the pool answer may name, described as attached once pinhook attached it.
+    let by_id: Vec<Rule> = (0..4)
+        .map(|n| {
+            let eni = format!("eni-0bbbbbbbbbbbbbb{n:02}");
+            let wanted = eni.clone();
+            mock!(Ec2Sdk::describe_network_interfaces)
+                .match_requests(move |r| r.network_interface_ids() == [wanted.clone()])
+                .sequence()
+                .http_status(200, Some(attached_eni(&eni)))
+                .repeatedly()
+                .build()
+        })
+        .collect();
+    let attach = mock!(Ec2Sdk::attach_network_interface)
+        .sequence()
+        .http_status(
+            200,
+            Some(ok(
+                "ec2",
+                "AttachNetworkInterface",
+                "<attachmentId>eni-attach-0ccccccccccccccc1</attachmentId>",
+            )),
+        )
+        .repeatedly()
+        .build();
+    let tags = mock!(Ec2Sdk::create_tags)
+        .sequence()
+        .http_status(200, Some(ok("ec2", "CreateTags", "<return>true</return>")))
+        .repeatedly()
+        .build();
+    let mut ec2_rules = vec![&by_instance, &by_pool, &attach, &tags];
+    ec2_rules.extend(by_id.iter());
+    let (asg, ec2) = clients(&[&describe, &hooks, &complete], &ec2_rules);
+    let app = Pinhook::new(
+        AutoScalingClient::new(asg),
+        Ec2Client::new(ec2),
+        fast_settings(),
+    )
+    .with_metrics(MetricsSink::Discard);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let summary = runtime
+        .block_on(app.handle(event, Deadline::after(Duration::from_secs(60))))
+        .expect("no transient failure is served, so the handler answers");
+    Run {
+        outcome: summary.outcome,
+        completed: summary.completion.is_some(),
+        complete_calls: complete.num_calls(),
+    }
+}
+
+fn launch() -> Value {
+    json!({
+        "version": "0", "id": "1", "detail-type": "EC2 Instance-launch Lifecycle Action", "source": "aws.autoscaling",
+        "account": "123456789012", "time": "2026-11-21T09:00:00Z", "region": "us-east-1", "resources": ["arn"],
+        "detail": {
+            "LifecycleActionToken": "tok-1", "AutoScalingGroupName": "g", "LifecycleHookName": "h",
+            "EC2InstanceId": INSTANCE, "LifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
+            "NotificationMetadata": "{\"pin\":\"eni\",\"pool\":\"lic\"}", "Origin": "EC2", "Destination": "AutoScalingGroup"
+        }
+    })
+}
+
+/// A JSON value of any shape, to put where something else belongs.
+fn junk() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        "\\PC{0,12}".prop_map(Value::from),
+        Just(json!([1, "a"])),
+        Just(json!({"k": "v"})),
+    ]
+}
+
+/// For each field that does not identify the action: keep it, drop it, or put junk there.
+fn mangled_launch() -> impl Strategy<Value = Value> {
+    let fields = [
+        "/version",
+        "/id",
+        "/account",
+        "/time",
+        "/region",
+        "/resources",
+        "/detail/LifecycleActionToken",
+        "/detail/LifecycleTransition",
+        "/detail/NotificationMetadata",
+        "/detail/Origin",
+        "/detail/Destination",
+    ];
+    proptest::collection::vec((0..3u8, junk()), fields.len()).prop_map(move |choices| {
+        let mut event = launch();
+        for (path, (choice, junk)) in fields.iter().zip(choices) {
+            let (parent, key) = path.rsplit_once('/').unwrap();
+            let Some(Value::Object(object)) =
+                event.pointer_mut(if parent.is_empty() { "" } else { parent })
+            else {
+                continue;
+            };
+            match choice {
+                0 => {}
+                1 => {
+                    object.remove(key);
+                }
+                _ => {
+                    object.insert(key.to_owned(), junk);
+                }
+            }
+        }
+        event
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Whatever else is broken in the event, an action it identifies (group, hook, instance),
+    /// for an instance AWS says is waiting, is completed exactly once.
+    #[test]
+    fn an_identified_action_is_completed_exactly_once_however_broken_the_rest(event in mangled_launch()) {
+        let run = run(&event, describe_instance([true; 5]), pool_enis(&[[true, true, true, true, true, false]]));
+        prop_assert_eq!(run.complete_calls, 1, "{}", event);
+        prop_assert!(run.completed);
+        prop_assert!(matches!(run.outcome, Outcome::Continue | Outcome::Abandon));
+    }
+
+    /// AWS answers with any field left out: no panic, a clear outcome, and a completion exactly
+    /// when the summary says so.
+    #[test]
+    fn answers_with_any_field_missing_end_in_a_clear_outcome(
+        instance in proptest::array::uniform5(any::<bool>()),
+        pool in proptest::collection::vec(proptest::array::uniform6(any::<bool>()), 0..4),
+    ) {
+        let run = run(&launch(), describe_instance(instance), pool_enis(&pool));
+        prop_assert!(run.complete_calls <= 1);
+        prop_assert_eq!(run.completed, run.complete_calls == 1);
+        // An instance described in full as waiting always gets its action completed.
+        if instance[..4].iter().all(|kept| *kept) {
+            prop_assert_eq!(run.complete_calls, 1);
+        } else {
+            prop_assert_eq!(run.outcome, Outcome::Stale);
+        }
+    }
+}

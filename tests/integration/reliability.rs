@@ -1,0 +1,156 @@
+//! Bursts, faults, redelivery and disorder, counted from AWS's side: nothing is pinned twice,
+//! nothing is left waiting. Each test has an emulator of its own. `make chaos` runs the full
+//! size (100 instances, 80 members, 20 % faults); these run a smaller burst.
+
+use serde_json::json;
+
+use crate::support::{AZ_A, AZ_B, Census, Deliveries, GroupSpec, World, hook_metadata, unique};
+
+const INSTANCES: i32 = 40;
+const MEMBERS_PER_AZ: usize = 16;
+
+/// `INSTANCES` launches at once against `2 × MEMBERS_PER_AZ` pool members (ENIs spread over
+/// both AZs, or Elastic IPs), every action its own concurrent invocation, with a share of
+/// faults; the census afterwards.
+async fn burst(pin: &str, fault_rate: f64) -> (Census, Deliveries, serde_json::Value) {
+    let world = World::dedicated().await;
+    let net = world.network().await;
+    let pool = unique("burst");
+    if pin == "eni" {
+        world.eni_pool(&net, &pool, AZ_A, MEMBERS_PER_AZ).await;
+        world.eni_pool(&net, &pool, AZ_B, MEMBERS_PER_AZ).await;
+    } else {
+        world.eip_pool(&pool, 2 * MEMBERS_PER_AZ).await;
+    }
+    let metadata = hook_metadata(pin, &pool, json!({}));
+    let group = world
+        .group(GroupSpec {
+            subnets: vec![net.subnet_a.clone(), net.subnet_b.clone()],
+            launch_metadata: Some(metadata.clone()),
+            terminate_metadata: Some(metadata),
+            extra_terminate_hook: false,
+            max_size: INSTANCES,
+        })
+        .await;
+    world.scale(&group, INSTANCES).await;
+    let events = world.emulator.pending_events(&group.name);
+    assert_eq!(events.len(), INSTANCES as usize);
+
+    world.faults(fault_rate, fault_rate / 2.0);
+    let deliveries = world.burst(&events, 1, 4).await;
+    let faults = world.emulator.control("GET", "faults", None);
+    world.faults(0.0, 0.0);
+
+    let census = world.census(&group, &pool, pin).await;
+    world.emulator.stop();
+    (census, deliveries, faults)
+}
+
+fn expected() -> Census {
+    let members = 2 * MEMBERS_PER_AZ;
+    Census {
+        instances: INSTANCES as usize,
+        pinned: members,
+        abandoned: INSTANCES as usize - members,
+        ..Census::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_pins_every_eni_once_and_abandons_the_rest() {
+    let (census, deliveries, _) = burst("eni", 0.0).await;
+
+    assert_eq!(census, expected(), "{deliveries:?}");
+    assert_eq!(deliveries.failed, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_pins_every_elastic_ip_once_and_abandons_the_rest() {
+    let (census, deliveries, _) = burst("eip", 0.0).await;
+
+    assert_eq!(census, expected(), "{deliveries:?}");
+    assert_eq!(deliveries.failed, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_under_20_percent_faults_ends_in_the_same_state() {
+    for pin in ["eni", "eip"] {
+        let (census, deliveries, faults) = burst(pin, 0.2).await;
+
+        assert_eq!(census, expected(), "{pin}: {deliveries:?}");
+        assert_eq!(deliveries.failed, 0, "{pin}");
+        assert!(
+            faults["injected_total"].as_u64().unwrap() > 20,
+            "{pin}: {faults}"
+        );
+        assert!(faults["slowed"].as_u64().unwrap() > 0, "{pin}: {faults}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redelivered_late_and_out_of_order_events_leak_nothing_and_leave_nothing_waiting() {
+    // Given 20 instances launching against 16 ENIs, with every event delivered twice
+    let world = World::dedicated().await;
+    let net = world.network().await;
+    let pool = unique("disorder");
+    let mut members = world.eni_pool(&net, &pool, AZ_A, 8).await;
+    members.extend(world.eni_pool(&net, &pool, AZ_B, 8).await);
+    let metadata = hook_metadata("eni", &pool, json!({}));
+    let group = world
+        .group(GroupSpec {
+            subnets: vec![net.subnet_a.clone(), net.subnet_b.clone()],
+            launch_metadata: Some(metadata.clone()),
+            terminate_metadata: Some(metadata),
+            extra_terminate_hook: false,
+            max_size: 20,
+        })
+        .await;
+    world.scale(&group, 20).await;
+    let launches = world.emulator.pending_events(&group.name);
+
+    // When only half the launches arrive (twice each, concurrently) before the group scales in
+    let (early, late) = launches.split_at(10);
+    world.burst(early, 2, 4).await;
+    world.scale(&group, 0).await;
+    // and the terminate events are handled (twice) before the late launches arrive (twice),
+    // for instances that by then have left the group or no longer exist
+    let terminates = world.emulator.pending_events(&group.name);
+    assert_eq!(
+        terminates.len(),
+        20,
+        "every instance waits on its terminate hook"
+    );
+    let ended = world.burst(&terminates, 2, 4).await;
+    let stale = world.burst(late, 2, 4).await;
+    let replayed = world.burst(early, 1, 4).await;
+
+    // Then every member is back in the pool, no action waits, none was completed twice
+    for member in &members {
+        let state = world.eni_state(member).await;
+        assert_eq!(
+            (state.status.as_str(), state.holder.as_deref()),
+            ("available", None),
+            "{member}"
+        );
+    }
+    let census = world.census(&group, &pool, "eni").await;
+    assert_eq!(census.uncompleted_actions, 0, "{census:?}");
+    assert_eq!(census.completed_twice, 0, "{census:?}");
+    assert_eq!(census.double_held_members, 0, "{census:?}");
+    assert!(
+        stale
+            .summaries
+            .iter()
+            .all(|s| s.outcome == pinhook::Outcome::Stale),
+        "{stale:?}"
+    );
+    assert!(
+        replayed
+            .summaries
+            .iter()
+            .all(|s| s.outcome == pinhook::Outcome::Stale),
+        "{replayed:?}"
+    );
+    assert_eq!(ended.failed + stale.failed + replayed.failed, 0);
+    world.emulator.stop();
+}
