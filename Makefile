@@ -1,5 +1,5 @@
 # Entry points; each calls a script in scripts/ that installs what it needs.
-.PHONY: demo test lint chaos fuzz
+.PHONY: demo test lint chaos fuzz release
 
 demo:  ## pinhook end to end against the local emulator, through the Lambda runtime loop
 	scripts/demo
@@ -7,12 +7,16 @@ demo:  ## pinhook end to end against the local emulator, through the Lambda runt
 test:  ## unit and integration tests (the emulator is started and stopped by the tests)
 	scripts/test
 
-lint:  ## formatting and clippy, as CI checks them
+lint:  ## formatting, clippy, and the SAM template (cfn-lint, sam validate --lint), as CI checks them
 	cargo fmt --check
 	cargo clippy --locked --all-targets -- -D warnings
+	scripts/lint-template
 
 chaos:  ## 100 launches at once against 80 members with 20 % of AWS calls failing; prints the counts
 	scripts/chaos
 
 fuzz:  ## the fuzz targets for FUZZ_SECONDS each (default 60)
 	scripts/fuzz
+
+release:  ## the arm64 Lambda artifact, target/lambda/pinhook/bootstrap.zip (SMOKE=1: run the demo on it under qemu)
+	scripts/release

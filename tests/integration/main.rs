@@ -13,4 +13,5 @@ mod eni_release;
 mod events;
 mod fake;
 mod reliability;
+mod template;
 mod waiting;

@@ -1263,7 +1263,7 @@ pub fn free_port() -> u16 {
 /// APIs. Both processes are stopped by PID when this is dropped.
 pub struct LambdaRuntime {
     apis: Child,
-    function: Child,
+    function: std::sync::Mutex<Child>,
     pub port: u16,
     pub log: PathBuf,
 }
@@ -1303,7 +1303,21 @@ impl LambdaRuntime {
             std::thread::sleep(Duration::from_millis(50));
         }
         let output = std::fs::File::create(&log).expect("a log file");
-        let mut command = Command::new(pinhook_binary());
+        // PINHOOK_FUNCTION_COMMAND runs another build of the function instead, e.g. the arm64
+        // release artifact under qemu: "qemu-aarch64 -L /usr/aarch64-linux-gnu …/bootstrap".
+        let mut command = match std::env::var("PINHOOK_FUNCTION_COMMAND") {
+            Ok(line) if !line.trim().is_empty() => {
+                let mut words = line.split_whitespace();
+                let mut command = Command::new(words.next().unwrap_or_default());
+                command.args(words);
+                command
+            }
+            _ => Command::new(pinhook_binary()),
+        };
+        // The function's settings are these alone: it refuses unknown PINHOOK_ variables.
+        for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("PINHOOK_")) {
+            command.env_remove(name);
+        }
         command
             .env(
                 "AWS_LAMBDA_RUNTIME_API",
@@ -1327,12 +1341,26 @@ impl LambdaRuntime {
         }
         let function = command
             .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", pinhook_binary().display()));
+            .unwrap_or_else(|e| panic!("starting {command:?}: {e}"));
         Self {
             apis,
-            function,
+            function: std::sync::Mutex::new(function),
             port,
             log,
+        }
+    }
+
+    /// Panics with the function's log if it is no longer running.
+    fn check_running(&self) {
+        let exited = self
+            .function
+            .lock()
+            .map(|mut f| f.try_wait())
+            .ok()
+            .and_then(Result::ok)
+            .flatten();
+        if let Some(status) = exited {
+            panic!("the function exited ({status}):\n{}", self.logs());
         }
     }
 
@@ -1342,8 +1370,11 @@ impl LambdaRuntime {
             "http://127.0.0.1:{}/2015-03-31/functions/_/invocations",
             self.port
         );
-        let (status, body) = http("POST", &url, Some(&event.to_string()))
-            .unwrap_or_else(|e| panic!("invoking: {e}"));
+        self.check_running();
+        let (status, body) = http("POST", &url, Some(&event.to_string())).unwrap_or_else(|e| {
+            self.check_running();
+            panic!("invoking: {e}\n{}", self.logs())
+        });
         let body: Value = serde_json::from_str(&body)
             .unwrap_or_else(|e| panic!("invoke answered non-JSON ({e}): {body}"));
         assert!(status < 300, "invoke answered {status}: {body}");
@@ -1383,9 +1414,11 @@ impl LambdaRuntime {
 
 impl Drop for LambdaRuntime {
     fn drop(&mut self) {
-        for child in [&mut self.function, &mut self.apis] {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Ok(function) = self.function.get_mut() {
+            let _ = function.kill();
+            let _ = function.wait();
         }
+        let _ = self.apis.kill();
+        let _ = self.apis.wait();
     }
 }

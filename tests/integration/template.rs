@@ -1,0 +1,393 @@
+//! The SAM template, read as CloudFormation reads it: no wildcard action, every mutating EC2
+//! action conditioned on the pool tag (or the group tag) wherever the Service Authorization
+//! Reference allows a condition for that resource type, lifecycle actions scoped to the named
+//! groups, and an EventBridge rule that matches the sample lifecycle events of those groups and
+//! nothing else.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+use serde_yaml_ng::value::TaggedValue;
+
+use crate::support::{repo_root, sample_event};
+
+const ACCOUNT: &str = "123456789012";
+const REGION: &str = "us-east-1";
+
+/// The template with its intrinsic functions evaluated for these parameter values.
+fn template(group_names: &[&str]) -> Value {
+    let text = std::fs::read_to_string(repo_root().join("template.yaml")).expect("template.yaml");
+    let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("template.yaml is YAML");
+    let mut parameters = BTreeMap::new();
+    parameters.insert("GroupNames".to_owned(), json!(group_names));
+    parameters.insert("AWS::Partition".to_owned(), json!("aws"));
+    parameters.insert("AWS::Region".to_owned(), json!(REGION));
+    parameters.insert("AWS::AccountId".to_owned(), json!(ACCOUNT));
+    parameters.insert("AWS::NoValue".to_owned(), Value::Null);
+    evaluate(&yaml, &parameters)
+}
+
+/// Evaluates the intrinsic functions the template uses (short and long forms): Ref, Sub,
+/// Join, Split, GetAtt (to a placeholder), If (to its first branch).
+fn evaluate(yaml: &serde_yaml_ng::Value, parameters: &BTreeMap<String, Value>) -> Value {
+    use serde_yaml_ng::Value as Y;
+    match yaml {
+        Y::Null => Value::Null,
+        Y::Bool(b) => json!(b),
+        Y::Number(n) => serde_json::to_value(n).unwrap(),
+        Y::String(s) => json!(s),
+        Y::Sequence(items) => Value::Array(items.iter().map(|i| evaluate(i, parameters)).collect()),
+        Y::Mapping(map) => {
+            if map.len() == 1 {
+                let (key, value) = map.iter().next().unwrap();
+                if let Some(function) = key
+                    .as_str()
+                    .filter(|k| *k == "Ref" || k.starts_with("Fn::"))
+                {
+                    return intrinsic(
+                        function.trim_start_matches("Fn::"),
+                        &evaluate(value, parameters),
+                        parameters,
+                    );
+                }
+            }
+            Value::Object(
+                map.iter()
+                    .map(|(k, v)| {
+                        (
+                            k.as_str().unwrap_or_default().to_owned(),
+                            evaluate(v, parameters),
+                        )
+                    })
+                    .collect::<Map<_, _>>(),
+            )
+        }
+        Y::Tagged(tagged) => {
+            let TaggedValue { tag, value } = tagged.as_ref();
+            let name = tag.to_string();
+            intrinsic(
+                name.trim_start_matches('!'),
+                &evaluate(value, parameters),
+                parameters,
+            )
+        }
+    }
+}
+
+fn intrinsic(function: &str, argument: &Value, parameters: &BTreeMap<String, Value>) -> Value {
+    let substitute = |text: &str, extra: &Map<String, Value>| {
+        let mut out = text.to_owned();
+        for (name, value) in parameters
+            .iter()
+            .map(|(k, v)| (k.as_str(), v))
+            .chain(extra.iter().map(|(k, v)| (k.as_str(), v)))
+        {
+            if let Some(value) = value.as_str() {
+                out = out.replace(&format!("${{{name}}}"), value);
+            }
+        }
+        json!(out)
+    };
+    match function {
+        "Ref" => {
+            let name = argument.as_str().unwrap();
+            parameters
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| json!(format!("ref:{name}")))
+        }
+        "Sub" => match argument {
+            Value::String(text) => substitute(text, &Map::new()),
+            Value::Array(parts) => {
+                substitute(parts[0].as_str().unwrap(), parts[1].as_object().unwrap())
+            }
+            other => panic!("Sub of {other}"),
+        },
+        "Join" => {
+            let separator = argument[0].as_str().unwrap();
+            let items: Vec<&str> = argument[1]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap())
+                .collect();
+            json!(items.join(separator))
+        }
+        "Split" => {
+            let separator = argument[0].as_str().unwrap();
+            json!(
+                argument[1]
+                    .as_str()
+                    .unwrap()
+                    .split(separator)
+                    .collect::<Vec<_>>()
+            )
+        }
+        "GetAtt" => json!(format!(
+            "getatt:{}",
+            argument
+                .as_str()
+                .map_or_else(|| argument.to_string(), str::to_owned)
+        )),
+        "If" => argument[1].clone(),
+        "Not" | "Equals" => argument.clone(),
+        other => panic!("the template uses {other}, which this test does not evaluate"),
+    }
+}
+
+fn as_list(value: &Value) -> Vec<Value> {
+    match value {
+        Value::Array(items) => items.clone(),
+        Value::Null => Vec::new(),
+        other => vec![other.clone()],
+    }
+}
+
+/// Every IAM statement of the function's role.
+fn statements(template: &Value) -> Vec<Value> {
+    let policies = &template["Resources"]["PinhookFunction"]["Properties"]["Policies"];
+    as_list(policies)
+        .iter()
+        .flat_map(|policy| as_list(&policy["Statement"]))
+        .collect()
+}
+
+/// The resource type of an EC2 ARN pattern: `network-interface`, `instance`, …
+fn ec2_resource_type(arn: &str) -> Option<&str> {
+    arn.split(':').nth(5).and_then(|r| r.split('/').next())
+}
+
+/// From the Service Authorization Reference (Amazon EC2): each mutating action pinhook calls,
+/// the resource types it is authorised on, and the tag condition each must carry. `None`
+/// where a tag condition exists in IAM but cannot single out what pinhook touches (the instance's
+/// own primary interface carries no tag of ours): recorded in the README's IAM table.
+const EC2_ACTIONS: [(&str, &str, Option<&str>); 16] = [
+    (
+        "ec2:AttachNetworkInterface",
+        "network-interface",
+        Some(POOL_TAG),
+    ),
+    ("ec2:AttachNetworkInterface", "instance", Some(GROUP_TAG)),
+    (
+        "ec2:DetachNetworkInterface",
+        "network-interface",
+        Some(POOL_TAG),
+    ),
+    ("ec2:DetachNetworkInterface", "instance", Some(GROUP_TAG)),
+    ("ec2:AssociateAddress", "elastic-ip", Some(POOL_TAG)),
+    ("ec2:AssociateAddress", "instance", Some(GROUP_TAG)),
+    ("ec2:AssociateAddress", "network-interface", None),
+    ("ec2:DisassociateAddress", "elastic-ip", Some(POOL_TAG)),
+    ("ec2:DisassociateAddress", "instance", Some(GROUP_TAG)),
+    ("ec2:DisassociateAddress", "network-interface", None),
+    ("ec2:CreateTags", "network-interface", Some(POOL_TAG)),
+    ("ec2:CreateTags", "elastic-ip", Some(POOL_TAG)),
+    ("ec2:CreateTags", "instance", Some(GROUP_TAG)),
+    ("ec2:DeleteTags", "network-interface", Some(POOL_TAG)),
+    ("ec2:DeleteTags", "elastic-ip", Some(POOL_TAG)),
+    ("ec2:DeleteTags", "instance", Some(GROUP_TAG)),
+];
+const POOL_TAG: &str = "aws:ResourceTag/pinhook:pool";
+const GROUP_TAG: &str = "aws:ResourceTag/aws:autoscaling:groupName";
+
+/// Condition keys of a statement, whatever the operator.
+fn condition_keys(statement: &Value) -> Vec<String> {
+    statement["Condition"]
+        .as_object()
+        .map(|operators| {
+            operators
+                .values()
+                .filter_map(Value::as_object)
+                .flat_map(|keys| keys.keys().cloned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_role_grants_no_wildcard_action() {
+    for statement in statements(&template(&["licensed-app"])) {
+        for action in as_list(&statement["Action"]) {
+            let action = action.as_str().unwrap();
+            assert!(
+                !action.contains('*'),
+                "wildcard action {action} in {statement}"
+            );
+        }
+        assert_eq!(statement["Effect"], "Allow");
+    }
+}
+
+#[test]
+fn mutating_ec2_actions_carry_their_tag_condition_wherever_aws_allows_one() {
+    let statements = statements(&template(&["licensed-app"]));
+    let mutating: Vec<&str> = EC2_ACTIONS.iter().map(|(action, _, _)| *action).collect();
+    let mut granted = Vec::new();
+    for statement in &statements {
+        for action in as_list(&statement["Action"])
+            .iter()
+            .filter_map(Value::as_str)
+        {
+            if !mutating.contains(&action) {
+                continue;
+            }
+            for resource in as_list(&statement["Resource"])
+                .iter()
+                .filter_map(Value::as_str)
+            {
+                assert_ne!(resource, "*", "{action} on every resource: {statement}");
+                let kind = ec2_resource_type(resource).unwrap_or_else(|| panic!("{resource}"));
+                let expected = EC2_ACTIONS
+                    .iter()
+                    .find(|(a, k, _)| *a == action && *k == kind)
+                    .unwrap_or_else(|| {
+                        panic!("{action} on {kind} is not in the reviewed table: {statement}")
+                    });
+                if let Some(key) = expected.2 {
+                    assert!(
+                        condition_keys(statement).iter().any(|k| k == key),
+                        "{action} on {kind} without {key}: {statement}"
+                    );
+                }
+                granted.push((action.to_owned(), kind.to_owned()));
+            }
+        }
+    }
+    // and the role can do everything pinhook calls
+    for (action, kind, _) in EC2_ACTIONS {
+        assert!(
+            granted.iter().any(|(a, k)| a == action && k == kind),
+            "{action} on {kind} is not granted"
+        );
+    }
+}
+
+#[test]
+fn the_group_condition_names_exactly_the_served_groups() {
+    for statement in statements(&template(&["licensed-app", "egress-nodes"])) {
+        if let Some(groups) =
+            statement["Condition"]["StringEquals"].get("aws:ResourceTag/aws:autoscaling:groupName")
+        {
+            assert_eq!(
+                groups,
+                &json!(["licensed-app", "egress-nodes"]),
+                "{statement}"
+            );
+        }
+    }
+}
+
+#[test]
+fn lifecycle_actions_can_be_completed_for_the_named_groups_only() {
+    let statements = statements(&template(&["licensed-app", "egress-nodes"]));
+    let lifecycle = statements
+        .iter()
+        .find(|s| as_list(&s["Action"]).contains(&json!("autoscaling:CompleteLifecycleAction")))
+        .expect("a statement for CompleteLifecycleAction");
+    assert!(
+        as_list(&lifecycle["Action"])
+            .contains(&json!("autoscaling:RecordLifecycleActionHeartbeat"))
+    );
+    let prefix =
+        format!("arn:aws:autoscaling:{REGION}:{ACCOUNT}:autoScalingGroup:*:autoScalingGroupName/");
+    assert_eq!(
+        lifecycle["Resource"],
+        json!([
+            format!("{prefix}licensed-app"),
+            format!("{prefix}egress-nodes")
+        ])
+    );
+}
+
+#[test]
+fn only_describe_calls_are_granted_on_every_resource() {
+    for statement in statements(&template(&["licensed-app"])) {
+        if as_list(&statement["Resource"]).contains(&json!("*")) {
+            for action in as_list(&statement["Action"]) {
+                let name = action.as_str().unwrap().split(':').nth(1).unwrap();
+                assert!(name.starts_with("Describe"), "{action} on *");
+            }
+        }
+    }
+}
+
+/// EventBridge content filtering, for the forms the template uses: a list of values, nested
+/// objects, and fields that must be present.
+fn matches(pattern: &Value, event: &Value) -> bool {
+    pattern.as_object().unwrap().iter().all(|(key, wanted)| {
+        let Some(actual) = event.get(key) else {
+            return false;
+        };
+        match wanted {
+            Value::Object(_) => matches(wanted, actual),
+            Value::Array(values) => match actual {
+                Value::Array(actuals) => actuals.iter().any(|a| values.contains(a)),
+                other => values.contains(other),
+            },
+            other => panic!("unexpected pattern {other}"),
+        }
+    })
+}
+
+#[test]
+fn the_rule_matches_lifecycle_actions_of_the_named_groups_and_nothing_else() {
+    let template = template(&["licensed-app"]);
+    let rule = &template["Resources"]["LifecycleRule"]["Properties"];
+    let pattern = &rule["EventPattern"];
+    for sample in ["launch.json", "terminate.json", "warm-pool-launch.json"] {
+        assert!(
+            matches(pattern, &sample_event(sample)),
+            "{sample} must reach pinhook"
+        );
+    }
+    // the EIP samples are for another group than this deployment serves
+    for sample in [
+        "test-notification.json",
+        "eip-launch.json",
+        "eip-terminate.json",
+    ] {
+        assert!(
+            !matches(pattern, &sample_event(sample)),
+            "{sample} must not reach pinhook"
+        );
+    }
+    let mut state_change = sample_event("launch.json");
+    state_change["detail-type"] = json!("EC2 Instance State-change Notification");
+    assert!(!matches(pattern, &state_change));
+    let mut forged = sample_event("launch.json");
+    forged["source"] = json!("my.app");
+    assert!(!matches(pattern, &forged));
+    let both = self::template(&["licensed-app", "eks-egress-nodes"]);
+    let pattern = &both["Resources"]["LifecycleRule"]["Properties"]["EventPattern"];
+    assert!(matches(pattern, &sample_event("eip-launch.json")));
+    // and the rule sends them to the function, with retries and a dead-letter queue
+    let target = &rule["Targets"][0];
+    assert_eq!(target["Arn"], "getatt:PinhookFunction.Arn");
+    assert!(
+        target["RetryPolicy"]["MaximumRetryAttempts"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert_eq!(
+        target["DeadLetterConfig"]["Arn"],
+        "getatt:DeadLetterQueue.Arn"
+    );
+}
+
+#[test]
+fn the_function_is_arm64_on_provided_al2023_built_by_cargo_lambda_with_json_logs() {
+    let template = template(&["licensed-app"]);
+    let function = &template["Resources"]["PinhookFunction"];
+    assert_eq!(function["Metadata"]["BuildMethod"], "rust-cargolambda");
+    assert_eq!(function["Properties"]["Runtime"], "provided.al2023");
+    assert_eq!(function["Properties"]["Architectures"], json!(["arm64"]));
+    assert_eq!(function["Properties"]["LoggingConfig"]["LogFormat"], "JSON");
+    let failures = &function["Properties"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"];
+    assert_eq!(failures["Destination"], "getatt:DeadLetterQueue.Arn");
+    let alarm = &template["Resources"]["DeadLetterAlarm"]["Properties"];
+    assert_eq!(
+        alarm["Dimensions"][0]["Value"],
+        "getatt:DeadLetterQueue.QueueName"
+    );
+}
