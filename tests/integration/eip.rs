@@ -583,15 +583,7 @@ async fn an_address_outside_the_pool_is_never_disassociated_or_replaced() {
     let (instance, summary) = launch_one(&world, &group).await;
     let pinned = summary.member.unwrap();
     let secondary = world.eni(&net.subnet_a, &[]).await;
-    world
-        .ec2
-        .attach_network_interface()
-        .network_interface_id(&secondary)
-        .instance_id(&instance)
-        .device_index(1)
-        .send()
-        .await
-        .unwrap();
+    world.attach(&secondary, &instance, 1).await;
     let foreign = world.eip(&[]).await;
     world.associate(&foreign, &secondary).await;
     world.scale(&group, 0).await;

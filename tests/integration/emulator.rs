@@ -128,15 +128,7 @@ async fn an_attachment_goes_through_attaching_to_attached_and_the_primary_cannot
     let instance = world.lone_instance(&net.subnet_a).await;
     let eni = world.eni(&net.subnet_a, &[]).await;
 
-    world
-        .ec2
-        .attach_network_interface()
-        .network_interface_id(&eni)
-        .instance_id(&instance)
-        .device_index(1)
-        .send()
-        .await
-        .unwrap();
+    world.attach(&eni, &instance, 1).await;
 
     assert_eq!(
         world.eni_state(&eni).await.attachment_status.as_deref(),
@@ -178,20 +170,12 @@ async fn a_detached_eni_is_detaching_before_it_is_available() {
     let net = world.network().await;
     let instance = world.lone_instance(&net.subnet_a).await;
     let eni = world.eni(&net.subnet_a, &[]).await;
-    let attached = world
-        .ec2
-        .attach_network_interface()
-        .network_interface_id(&eni)
-        .instance_id(&instance)
-        .device_index(1)
-        .send()
-        .await
-        .unwrap();
+    let attached = world.attach(&eni, &instance, 1).await;
 
     world
         .ec2
         .detach_network_interface()
-        .attachment_id(attached.attachment_id().unwrap())
+        .attachment_id(&attached)
         .send()
         .await
         .unwrap();
@@ -390,15 +374,7 @@ async fn a_terminated_instance_leaves_its_secondary_enis_available() {
     let net = world.network().await;
     let instance = world.lone_instance(&net.subnet_a).await;
     let eni = world.eni(&net.subnet_a, &[]).await;
-    world
-        .ec2
-        .attach_network_interface()
-        .network_interface_id(&eni)
-        .instance_id(&instance)
-        .device_index(1)
-        .send()
-        .await
-        .unwrap();
+    world.attach(&eni, &instance, 1).await;
 
     world
         .ec2

@@ -514,15 +514,7 @@ async fn a_device_index_held_by_a_foreign_interface_fails_with_a_clear_reason() 
     world.scale(&group, 1).await;
     let (instance, _, _) = world.instances(&group).await.remove(0);
     let foreign = world.eni(&net.subnet_a, &[]).await;
-    world
-        .ec2
-        .attach_network_interface()
-        .network_interface_id(&foreign)
-        .instance_id(&instance)
-        .device_index(1)
-        .send()
-        .await
-        .unwrap();
+    world.attach(&foreign, &instance, 1).await;
 
     let summary = world
         .deliver(&world.emulator.pending_events(&group.name)[0])

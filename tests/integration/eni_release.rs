@@ -17,11 +17,8 @@ async fn pinned_instance(
     let metadata = eni_metadata(&pool, json!({}));
     let group = world
         .group(GroupSpec {
-            subnets: vec![net.subnet_a.clone()],
-            launch_metadata: Some(metadata.clone()),
-            terminate_metadata: Some(metadata),
             extra_terminate_hook,
-            max_size: 4,
+            ..GroupSpec::pinning(vec![net.subnet_a.clone()], metadata, 4)
         })
         .await;
     world.scale(&group, 1).await;
@@ -83,15 +80,7 @@ async fn the_primary_and_foreign_interfaces_are_never_detached() {
         .eni(&net.subnet_a, &[("pinhook:pool", "someone-else")])
         .await;
     for (foreign, index) in [(&untagged, 2), (&other_pool, 3)] {
-        world
-            .ec2
-            .attach_network_interface()
-            .network_interface_id(foreign)
-            .instance_id(&instance)
-            .device_index(index)
-            .send()
-            .await
-            .unwrap();
+        world.attach(foreign, &instance, index).await;
     }
     world.scale(&group, 0).await;
 
@@ -172,13 +161,7 @@ async fn a_terminate_event_before_the_launch_is_handled_changes_nothing() {
     world.eni_pool(&net, &pool, AZ_A, 1).await;
     let metadata = eni_metadata(&pool, json!({}));
     let group = world
-        .group(GroupSpec {
-            subnets: vec![net.subnet_a.clone()],
-            launch_metadata: Some(metadata.clone()),
-            terminate_metadata: Some(metadata),
-            extra_terminate_hook: false,
-            max_size: 2,
-        })
+        .group(GroupSpec::pinning(vec![net.subnet_a.clone()], metadata, 2))
         .await;
     world.scale(&group, 1).await;
     let launch = world.emulator.pending_events(&group.name).remove(0);

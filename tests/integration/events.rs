@@ -62,13 +62,7 @@ async fn the_launch_sample_pins_when_it_names_a_real_lifecycle_action() {
     world.eni_pool(&net, &pool, AZ_A, 1).await;
     let metadata = eni_metadata(&pool, json!({}));
     let group = world
-        .group(GroupSpec {
-            subnets: vec![net.subnet_a.clone()],
-            launch_metadata: Some(metadata.clone()),
-            terminate_metadata: Some(metadata),
-            extra_terminate_hook: false,
-            max_size: 2,
-        })
+        .group(GroupSpec::pinning(vec![net.subnet_a.clone()], metadata, 2))
         .await;
     world.scale(&group, 1).await;
     let action = &world.emulator.actions(&group.name, false)[0];
@@ -150,13 +144,7 @@ async fn lifecycle_actions_through_the_lambda_runtime_loop_pin_and_release() {
     let eni = world.eni_pool(&net, &pool, AZ_A, 1).await.remove(0);
     let metadata = eni_metadata(&pool, json!({}));
     let group = world
-        .group(GroupSpec {
-            subnets: vec![net.subnet_a.clone()],
-            launch_metadata: Some(metadata.clone()),
-            terminate_metadata: Some(metadata),
-            extra_terminate_hook: false,
-            max_size: 2,
-        })
+        .group(GroupSpec::pinning(vec![net.subnet_a.clone()], metadata, 2))
         .await;
     world.scale(&group, 1).await;
 
@@ -191,13 +179,7 @@ async fn the_eip_samples_pin_and_release_when_they_name_real_lifecycle_actions()
     let address = world.eip_pool(&pool, 1).await.remove(0);
     let metadata = crate::support::eip_metadata(&pool, json!({}));
     let group = world
-        .group(GroupSpec {
-            subnets: vec![net.subnet_a.clone()],
-            launch_metadata: Some(metadata.clone()),
-            terminate_metadata: Some(metadata),
-            extra_terminate_hook: false,
-            max_size: 2,
-        })
+        .group(GroupSpec::pinning(vec![net.subnet_a.clone()], metadata, 2))
         .await;
     world.scale(&group, 1).await;
     let action = &world.emulator.actions(&group.name, false)[0];

@@ -24,13 +24,11 @@ async fn burst(pin: &str, fault_rate: f64) -> (Census, Deliveries, serde_json::V
     }
     let metadata = hook_metadata(pin, &pool, json!({}));
     let group = world
-        .group(GroupSpec {
-            subnets: vec![net.subnet_a.clone(), net.subnet_b.clone()],
-            launch_metadata: Some(metadata.clone()),
-            terminate_metadata: Some(metadata),
-            extra_terminate_hook: false,
-            max_size: INSTANCES,
-        })
+        .group(GroupSpec::pinning(
+            vec![net.subnet_a.clone(), net.subnet_b.clone()],
+            metadata,
+            INSTANCES,
+        ))
         .await;
     world.scale(&group, INSTANCES).await;
     let events = world.emulator.pending_events(&group.name);
@@ -97,13 +95,11 @@ async fn redelivered_late_and_out_of_order_events_leak_nothing_and_leave_nothing
     members.extend(world.eni_pool(&net, &pool, AZ_B, 8).await);
     let metadata = hook_metadata("eni", &pool, json!({}));
     let group = world
-        .group(GroupSpec {
-            subnets: vec![net.subnet_a.clone(), net.subnet_b.clone()],
-            launch_metadata: Some(metadata.clone()),
-            terminate_metadata: Some(metadata),
-            extra_terminate_hook: false,
-            max_size: 20,
-        })
+        .group(GroupSpec::pinning(
+            vec![net.subnet_a.clone(), net.subnet_b.clone()],
+            metadata,
+            20,
+        ))
         .await;
     world.scale(&group, 20).await;
     let launches = world.emulator.pending_events(&group.name);

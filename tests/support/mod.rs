@@ -349,6 +349,19 @@ pub struct GroupSpec {
     pub max_size: i32,
 }
 
+impl GroupSpec {
+    /// A launch and a terminate hook with the same metadata, over the subnets.
+    pub fn pinning(subnets: Vec<String>, metadata: String, max_size: i32) -> Self {
+        Self {
+            subnets,
+            launch_metadata: Some(metadata.clone()),
+            terminate_metadata: Some(metadata),
+            extra_terminate_hook: false,
+            max_size,
+        }
+    }
+}
+
 /// The emulator, SDK clients on it, and the real handler on the same clients.
 pub struct World {
     /// The metrics of every invocation made through this world, kept in memory.
@@ -658,6 +671,20 @@ impl World {
             .and_then(|e| e.network_interface_id())
             .unwrap()
             .to_owned()
+    }
+
+    /// Attaches the ENI to the instance at the device index, directly (not through pinhook).
+    pub async fn attach(&self, eni: &str, instance: &str, device_index: i32) -> String {
+        let attached = self
+            .ec2
+            .attach_network_interface()
+            .network_interface_id(eni)
+            .instance_id(instance)
+            .device_index(device_index)
+            .send()
+            .await
+            .unwrap();
+        attached.attachment_id().unwrap_or_default().to_owned()
     }
 
     /// `count` pool ENIs tagged `pinhook:pool` = `pool` in the AZ's subnet.
