@@ -8,7 +8,7 @@ use pinhook::handler::Completion;
 use serde_json::json;
 
 use crate::support::{
-    AZ_A, AZ_B, Group, GroupSpec, Network, World, eip_metadata, eni_metadata, unique,
+    AZ_A, AZ_B, Group, GroupSpec, Network, World, eip_metadata, eni_metadata, instance_of, unique,
 };
 
 /// A group whose launch and terminate hooks pin from the EIP pool with the given metadata.
@@ -143,23 +143,14 @@ async fn a_claim_conflict_moves_to_the_next_address() {
     let group = eip_group(&world, &net, eip_metadata(&pool, json!({})), 4).await;
     world.scale(&group, 1).await;
     let event = world.emulator.pending_events(&group.name).remove(0);
-    let instance = event["detail"]["EC2InstanceId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let instance = instance_of(&event);
     let thief = world.lone_instance(&net.subnet_a).await;
     world.emulator.arm_claimer(&instance, &thief);
 
     let summary = world.deliver(&event).await;
 
     assert_eq!(summary.outcome, Outcome::Continue, "{summary:?}");
-    let fired = world.emulator.control("GET", "claimers", None)["fired"].clone();
-    let stolen = fired
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["victim"] == instance.as_str())
-        .unwrap()["allocation_id"]
+    let stolen = world.emulator.claimer_fired(&instance)["allocation_id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -187,10 +178,7 @@ async fn a_redelivered_event_gives_one_association() {
     let group = eip_group(&world, &net, eip_metadata(&pool, json!({})), 4).await;
     world.scale(&group, 1).await;
     let event = world.emulator.pending_events(&group.name).remove(0);
-    let instance = event["detail"]["EC2InstanceId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let instance = instance_of(&event);
 
     let (first, second) = tokio::join!(world.deliver(&event), world.deliver(&event));
     let third = world.deliver(&event).await;
@@ -388,10 +376,7 @@ async fn takes_over_from_a_terminating_holder_when_allowed() {
         .find(|a| a["instance_id"] != old.as_str())
         .unwrap()["event"]
         .clone();
-    let new = launch["detail"]["EC2InstanceId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let new = instance_of(&launch);
     assert_eq!(
         world.lifecycle_state(&old).await.as_deref(),
         Some("Terminating:Wait")
@@ -470,10 +455,7 @@ async fn without_takeover_a_launch_waits_for_the_release_instead() {
         .find(|a| a["instance_id"] != old.as_str())
         .unwrap()["event"]
         .clone();
-    let new = launch["detail"]["EC2InstanceId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let new = instance_of(&launch);
 
     // When the replacement's launch is handled with 3 s to live, and no release comes
     let summary = world.deliver_within(&launch, Duration::from_secs(3)).await;
@@ -544,10 +526,7 @@ async fn an_address_outside_the_pool_is_never_disassociated_or_replaced() {
         .await;
     world.scale(&group, 1).await;
     let event = world.emulator.pending_events(&group.name).remove(0);
-    let instance = event["detail"]["EC2InstanceId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let instance = instance_of(&event);
     let foreign = world.eip(&[]).await;
     world
         .associate(&foreign, &world.interface_at(&instance, 0).await.id)

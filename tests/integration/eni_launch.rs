@@ -4,7 +4,7 @@ use pinhook::Outcome;
 use pinhook::handler::Completion;
 use serde_json::json;
 
-use crate::support::{AZ_A, AZ_B, GroupSpec, World, eni_metadata, unique};
+use crate::support::{AZ_A, AZ_B, GroupSpec, World, eni_metadata, instance_of, unique};
 
 /// A group over both AZs (or the given subnets) whose launch hook pins from `pool`.
 fn spec(subnets: Vec<String>, metadata: String) -> GroupSpec {
@@ -170,14 +170,7 @@ async fn a_member_taken_between_listing_and_attaching_moves_the_claim_to_the_nex
 
     // Then AWS refused the first ENI as in use, and pinhook pinned the other one
     assert_eq!(summary.outcome, Outcome::Continue, "{summary:?}");
-    let fired = world.emulator.control("GET", "claimers", None)["fired"].clone();
-    let fired = fired
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["victim"] == instance.as_str())
-        .unwrap()
-        .clone();
+    let fired = world.emulator.claimer_fired(&instance);
     let stolen = fired["eni"].as_str().unwrap();
     let other = enis.iter().find(|e| *e != stolen).unwrap();
     let attempts = world.emulator.requests(&[
@@ -232,10 +225,7 @@ async fn the_same_event_twice_gives_one_attachment_and_one_completion() {
         .await;
     world.scale(&group, 1).await;
     let event = world.emulator.pending_events(&group.name).remove(0);
-    let instance = event["detail"]["EC2InstanceId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let instance = instance_of(&event);
 
     let first = world.deliver(&event).await;
     let second = world.deliver(&event).await;
@@ -270,10 +260,7 @@ async fn the_same_event_delivered_concurrently_still_pins_one_member() {
         .await;
     world.scale(&group, 1).await;
     let event = world.emulator.pending_events(&group.name).remove(0);
-    let instance = event["detail"]["EC2InstanceId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let instance = instance_of(&event);
 
     let (first, second) = tokio::join!(world.deliver(&event), world.deliver(&event));
 
@@ -544,7 +531,7 @@ async fn waits_for_a_terminating_holder_to_release_then_pins() {
     world.scale(&group, 1).await;
     let old = world.emulator.pending_events(&group.name).remove(0);
     assert_eq!(world.deliver(&old).await.outcome, Outcome::Continue);
-    let old_instance = old["detail"]["EC2InstanceId"].as_str().unwrap().to_owned();
+    let old_instance = instance_of(&old);
     world.replace(&old_instance).await;
     let actions = world.emulator.actions(&group.name, false);
     let release = actions
@@ -557,10 +544,7 @@ async fn waits_for_a_terminating_holder_to_release_then_pins() {
         .find(|a| a["instance_id"] != old_instance.as_str())
         .unwrap()["event"]
         .clone();
-    let new_instance = launch["detail"]["EC2InstanceId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let new_instance = instance_of(&launch);
 
     // When the replacement's launch is handled while the holder's release comes a little later
     let pinning = world.deliver(&launch);

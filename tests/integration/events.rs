@@ -5,8 +5,8 @@ use pinhook::Outcome;
 use serde_json::json;
 
 use crate::support::{
-    AZ_A, GroupSpec, LambdaRuntime, World, eni_metadata, repo_root, sample_event, sample_for,
-    unique,
+    AZ_A, GroupSpec, LambdaRuntime, World, eni_metadata, instance_of, repo_root, sample_event,
+    sample_for, unique,
 };
 
 #[tokio::test]
@@ -99,10 +99,7 @@ async fn a_malformed_event_that_still_names_a_waiting_action_is_completed_with_t
     world.scale(&group, 1).await;
     let mut event = world.emulator.pending_events(&group.name).remove(0);
     event["detail"]["LifecycleTransition"] = json!("autoscaling:EC2_INSTANCE_REBOOTING");
-    let instance = event["detail"]["EC2InstanceId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let instance = instance_of(&event);
 
     let summary = world.deliver(&event).await;
 

@@ -261,6 +261,15 @@ impl Emulator {
             .unwrap_or_default()
     }
 
+    /// The race a claimer armed for `victim` made happen: what it took.
+    pub fn claimer_fired(&self, victim: &str) -> Value {
+        let fired = self.control("GET", "claimers", None)["fired"].clone();
+        fired
+            .as_array()
+            .and_then(|f| f.iter().find(|f| f["victim"] == victim).cloned())
+            .unwrap_or_else(|| panic!("no claimer fired for {victim}: {fired}"))
+    }
+
     /// Before `victim`'s next AttachNetworkInterface lands, `winner` takes that very ENI.
     pub fn arm_claimer(&self, victim: &str, winner: &str) {
         self.control(
@@ -1193,6 +1202,14 @@ pub fn eni_metadata(pool: &str, extra: Value) -> String {
 
 pub fn eip_metadata(pool: &str, extra: Value) -> String {
     hook_metadata("eip", pool, extra)
+}
+
+/// The instance a lifecycle event names.
+pub fn instance_of(event: &Value) -> String {
+    event["detail"]["EC2InstanceId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// A sample event from `events/`, as a template.
