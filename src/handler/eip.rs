@@ -109,12 +109,7 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
                 std::slice::from_ref(&target),
             ) {
                 return self
-                    .settle_eip(
-                        action,
-                        held,
-                        Some(&target),
-                        Some("pinned by a concurrent delivery"),
-                    )
+                    .settle_eip(action, held, Some(&target), Some(super::CONCURRENT_WIN))
                     .await;
             }
             let holdings = decide::address_holdings(&addresses, pool.as_str());

@@ -78,15 +78,11 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
             }
             // No candidate won: decide on a fresh read of the pool.
             members = self.ec2.network_interfaces(&by_pool).await?;
-            if let Some(held) = decide::held_eni(&members, pool.as_str(), instance) {
-                return self
-                    .settle_eni(
-                        action,
-                        &held.id,
-                        deadline,
-                        Some("pinned by a concurrent delivery"),
-                    )
-                    .await;
+            if let Some(won) = self
+                .settle_concurrent_win(action, &members, pool, deadline)
+                .await
+            {
+                return won;
             }
             let holdings = decide::eni_holdings(&members, pool.as_str(), &zone);
             let states = self.holder_states(&holdings).await?;
@@ -128,15 +124,11 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
             .ec2
             .network_interfaces(&EniFilter::AttachedTo(instance.clone()))
             .await?;
-        if let Some(held) = decide::held_eni(&attached, pool.as_str(), instance) {
-            return self
-                .settle_eni(
-                    action,
-                    &held.id,
-                    deadline,
-                    Some("pinned by a concurrent delivery"),
-                )
-                .await;
+        if let Some(won) = self
+            .settle_concurrent_win(action, &attached, pool, deadline)
+            .await
+        {
+            return won;
         }
         let occupant = attached
             .iter()
@@ -145,6 +137,22 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
         Ok(Pinning::NotPinned(format!(
             "device index {device_index} of {instance} is taken by {occupant}, which is not in pool {pool:?}; set \"device_index\" in the hook metadata to a free index"
         )))
+    }
+
+    /// When `enis` shows a concurrent delivery of this same event already pinned a pool member
+    /// to the instance, settles on that member instead of claiming another.
+    async fn settle_concurrent_win(
+        &self,
+        action: &LifecycleAction,
+        enis: &[Eni],
+        pool: &PoolName,
+        deadline: Deadline,
+    ) -> Option<Result<Pinning, AwsError>> {
+        let held = decide::held_eni(enis, pool.as_str(), &action.instance)?;
+        Some(
+            self.settle_eni(action, &held.id, deadline, Some(super::CONCURRENT_WIN))
+                .await,
+        )
     }
 
     /// Waits until the ENI is attached to the instance, then records the lease as tags.

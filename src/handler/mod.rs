@@ -171,6 +171,9 @@ pub enum HandlerError {
 /// empties the pool.
 const CLAIMS_PER_PASS: usize = 3;
 
+/// The note a pinning carries when a concurrent delivery of the same event won the claim.
+const CONCURRENT_WIN: &str = "pinned by a concurrent delivery";
+
 /// What was pinned, as the summary reports it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Member {

@@ -513,12 +513,7 @@ impl World {
             let found = self
                 .ec2
                 .describe_network_interfaces()
-                .filters(
-                    Filter::builder()
-                        .name(format!("tag:{POOL_TAG}"))
-                        .values(pool)
-                        .build(),
-                )
+                .filters(pool_filter(pool))
                 .send()
                 .await
                 .unwrap();
@@ -534,12 +529,7 @@ impl World {
             let found = self
                 .ec2
                 .describe_addresses()
-                .filters(
-                    Filter::builder()
-                        .name(format!("tag:{POOL_TAG}"))
-                        .values(pool)
-                        .build(),
-                )
+                .filters(pool_filter(pool))
                 .send()
                 .await
                 .unwrap();
@@ -1465,4 +1455,12 @@ impl Drop for LambdaRuntime {
         let _ = self.apis.kill();
         let _ = self.apis.wait();
     }
+}
+
+/// The EC2 filter that selects the members of `pool`.
+fn pool_filter(pool: &str) -> Filter {
+    Filter::builder()
+        .name(format!("tag:{POOL_TAG}"))
+        .values(pool)
+        .build()
 }
