@@ -18,7 +18,11 @@ moto's EC2 and Auto Scaling backends so that, like AWS:
   heartbeated within the hook's HeartbeatTimeout ends with the hook's DefaultResult.
 * PutLifecycleHook keeps NotificationMetadata, and unassociated Elastic IPs carry no instance id.
 * New instances of a group are spread over the group's subnets (and so its AZs) as AWS balances
-  them, instead of all landing in the first subnet.
+  them, instead of all landing in the first subnet. With a boot delay, a new group instance stays
+  `pending` that long, as EC2 keeps it while it boots, and AttachNetworkInterface and
+  AssociateAddress refuse it meanwhile with AWS's `IncorrectInstanceState`.
+* With a read lag, EC2's Describe calls are eventually consistent as AWS documents them: a
+  describe may answer as the same describe did up to that long ago.
 
 Beyond AWS's API it serves a small control API under /_pinhook/ for demos and tests: the pending
 lifecycle actions with the EventBridge event AWS would send for each, a one-shot "concurrent
@@ -76,6 +80,12 @@ class Settings:
 
     attach_delay = 0.2
     detach_delay = 0.3
+    # How long a new group instance stays `pending`; per group name, or for every group.
+    boot_delay = 0.0
+    group_boot_delays: dict[str, float] = {}
+
+    def boot_delay_of(self, group: str) -> float:
+        return self.group_boot_delays.get(group, self.boot_delay)
 
 
 SETTINGS = Settings()
@@ -120,6 +130,12 @@ def strict_attach(self: Any, eni_id: str, instance_id: str, device_index: int) -
     eni = self.get_network_interface(eni_id)
     instance = self.get_instance(instance_id)
     device_index = int(device_index)
+    if instance.state != "running" and instance.state != "stopped":
+        raise EC2ClientError(
+            "IncorrectInstanceState",
+            f"The {instance.state} instance '{instance.id}' is not in a valid state for this "
+            "operation.",
+        )
     CLAIMERS.before_attach(self, instance, eni)
     if eni.instance is not None or eni.status != "available":
         raise EC2ClientError("InvalidNetworkInterface.InUse", f"Interface: [{eni.id}] in use.")
@@ -134,11 +150,6 @@ def strict_attach(self: Any, eni_id: str, instance_id: str, device_index: int) -
             "InvalidParameterCombination",
             "You may not attach a network interface to an instance if they are not in the "
             "same availability zone",
-        )
-    if instance.state != "running" and instance.state != "stopped":
-        raise EC2ClientError(
-            "IncorrectInstanceState",
-            f"The instance '{instance.id}' is not in a valid state for this operation.",
         )
     instance.attach_eni(eni, device_index)
     eni.pinhook_attachment_status = "attaching"
@@ -223,6 +234,13 @@ def strict_associate(
     target = eni if eni is not None else (instance.nics.get(0) if instance else None)
     if target is None:
         raise EC2ClientError("InvalidParameterValue", "The instance has no network interface")
+    if target.instance is not None and target.instance.state == "pending":
+        # As AWS answers for an interface of a booting instance (terraform-provider-aws#19699).
+        raise EC2ClientError(
+            "IncorrectInstanceState",
+            f"The pending-instance-creation instance to which '{target.id}' is attached is not "
+            "in a valid state for this operation",
+        )
     if target.instance is not None:
         CLAIMERS.before_associate(self, target.instance, eip)
     if eip.eni is target:
@@ -249,20 +267,32 @@ def address_network_interface_id(self: Any) -> str | None:
 
 
 class Claimers:
-    """One-shot concurrent claimers: before instance X's next AttachNetworkInterface (or
+    """Concurrent claimers on demand: before instance X's next AttachNetworkInterface (or
     AssociateAddress) lands, instance Y takes the very ENI (or address) X asked for, as a second
-    claimer racing X would."""
+    claimer racing X would. Several winners for one victim fire one after the other, one per
+    claim of the victim's."""
 
     def __init__(self) -> None:
-        self.rules: dict[str, str] = {}
+        self.rules: dict[str, list[str]] = {}
         self.fired: list[dict[str, str]] = []
 
-    def arm(self, victim: str, winner: str) -> None:
-        self.rules[victim] = winner
+    def arm(self, victim: str, winners: list[str]) -> None:
+        self.rules.setdefault(victim, []).extend(winners)
+
+    def next_winner(self, victim: str) -> str | None:
+        winners = self.rules.get(victim)
+        if not winners:
+            return None
+        winner = winners.pop(0)
+        if not winners:
+            del self.rules[victim]
+        return winner
 
     def before_attach(self, backend: Any, instance: Any, eni: Any) -> None:
-        winner_id = self.rules.pop(instance.id, None)
-        if winner_id is None or eni.instance is not None:
+        if eni.instance is not None or instance.id not in self.rules:
+            return
+        winner_id = self.next_winner(instance.id)
+        if winner_id is None:
             return
         winner = backend.get_instance(winner_id)
         index = 1
@@ -273,8 +303,10 @@ class Claimers:
         self.fired.append({"victim": instance.id, "winner": winner_id, "eni": eni.id})
 
     def before_associate(self, backend: Any, instance: Any, eip: Any) -> None:
-        winner_id = self.rules.pop(instance.id, None)
-        if winner_id is None or eip.eni is not None:
+        if eip.eni is not None or instance.id not in self.rules:
+            return
+        winner_id = self.next_winner(instance.id)
+        if winner_id is None:
             return
         winner = backend.get_instance(winner_id)
         primary = winner.nics[0]
@@ -482,6 +514,7 @@ def launch_balanced(self: Any, count_needed: int, propagated_tags: dict[str, str
         )
         for instance in reservation.instances:
             instance.autoscaling_group = self
+            boot(instance, SETTINGS.boot_delay_of(self.name))
             state = asg_models.InstanceState(
                 instance,
                 lifecycle_state="Pending",
@@ -489,6 +522,19 @@ def launch_balanced(self: Any, count_needed: int, propagated_tags: dict[str, str
             )
             self.instance_states.append(state)
             LIFECYCLE.start(self, state, LAUNCHING)
+
+
+def boot(instance: Any, delay: float) -> None:
+    """EC2 keeps a new instance `pending` while it boots, then it is `running`."""
+    if delay <= 0:
+        return
+    instance._state.name, instance._state.code = "pending", 0
+
+    def running() -> None:
+        if instance._state.name == "pending":
+            instance._state.name, instance._state.code = "running", 16
+
+    later(delay, running)
 
 
 def set_desired_capacity_with_hooks(self: Any, new_capacity: int | None) -> None:
@@ -799,6 +845,66 @@ class Calls:
 CALLS = Calls()
 
 
+class ReadLag:
+    """EC2's eventual consistency: "the result of an API command you run that affects your
+    Amazon EC2 resources might not be immediately visible to all subsequent commands you run"
+    (EC2 developer guide, "Eventual consistency"). With a lag of L seconds, each EC2 Describe
+    call answers as that same call did at a moment up to L seconds ago (chosen at random, or
+    always L ago in mode "max"): the latest answer given at or before that moment, or the
+    earliest one still remembered. Auto Scaling's reads are not lagged."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.mode = "random"
+        self.rng = random.Random()
+        self.history: dict[str, list[tuple[float, list[tuple[str, str]], bytes]]] = {}
+        self.stale_answers = 0
+
+    def configure(self, seconds: float, mode: str, seed: Any = None) -> None:
+        if seconds < 0 or mode not in ("random", "max"):
+            raise ValueError("read_lag must be >= 0 and lag_mode \"random\" or \"max\"")
+        self.seconds, self.mode = float(seconds), mode
+        if seed is not None:
+            self.rng = random.Random(seed)
+        if self.seconds == 0:
+            self.history.clear()
+
+    def answer(
+        self, key: str, headers: list[tuple[str, str]], payload: bytes
+    ) -> tuple[list[tuple[str, str]], bytes]:
+        if self.seconds <= 0:
+            return headers, payload
+        t = now()
+        entries = self.history.setdefault(key, [])
+        entries.append((t, headers, payload))
+        # Forget what no request can be answered with any more: everything before the last
+        # answer given at or before t - seconds.
+        horizon = t - self.seconds
+        oldest = 0
+        for i, (at, _, _) in enumerate(entries):
+            if at <= horizon:
+                oldest = i
+        del entries[:oldest]
+        lag = self.seconds if self.mode == "max" else self.rng.uniform(0, self.seconds)
+        chosen = entries[0]
+        for entry in entries:
+            if entry[0] > t - lag:
+                break
+            chosen = entry
+        if chosen[2] != payload:
+            self.stale_answers += 1
+        return chosen[1], chosen[2]
+
+
+LAG = ReadLag()
+
+
+def request_key(action: str, form: dict[str, list[str]], environ: dict[str, Any]) -> str:
+    """The same request, whatever its signature: the action and its parameters."""
+    items = sorted((k, v) for k, values in form.items() for v in values)
+    return json.dumps([action, environ.get("QUERY_STRING", ""), items])
+
+
 def request_action(environ: dict[str, Any], body: bytes) -> str:
     query = parse_qs(environ.get("QUERY_STRING", ""))
     form = parse_qs(body.decode("utf-8", "replace")) if body else {}
@@ -854,6 +960,14 @@ class Emulator:
                 if close:
                     close()
             CALLS.record(action, form, captured["status"], payload)
+            if (
+                request_service(environ) == "ec2"
+                and action.startswith("Describe")
+                and captured["status"].startswith("200")
+            ):
+                captured["headers"], payload = LAG.answer(
+                    request_key(action, form, environ), captured["headers"], payload
+                )
         start_response(captured["status"], captured["headers"])
         return [payload]
 
@@ -880,11 +994,16 @@ class Emulator:
                 ]
                 return reply(start_response, 200, {"actions": actions})
             if route == "claimers" and method == "POST":
-                victim, winner = body.get("instance_id"), body.get("by_instance_id")
-                if not victim or not winner:
-                    return reply(start_response, 400, {"error": "need instance_id and by_instance_id"})
-                CLAIMERS.arm(victim, winner)
-                return reply(start_response, 200, {"armed": {"victim": victim, "winner": winner}})
+                victim = body.get("instance_id")
+                winners = body.get("by_instance_ids") or (
+                    [body["by_instance_id"]] if body.get("by_instance_id") else []
+                )
+                if not victim or not winners:
+                    return reply(
+                        start_response, 400, {"error": "need instance_id and by_instance_id(s)"}
+                    )
+                CLAIMERS.arm(victim, winners)
+                return reply(start_response, 200, {"armed": {"victim": victim, "winners": winners}})
             if route == "claimers" and method == "GET":
                 return reply(start_response, 200, {"fired": CLAIMERS.fired, "armed": CLAIMERS.rules})
             if route == "calls" and method == "GET":
@@ -902,12 +1021,47 @@ class Emulator:
                 found = [e for e in CALLS.log if all(str(e.get(k)) == v for k, v in wanted.items())]
                 return reply(start_response, 200, {"requests": found})
             if route == "settings" and method == "POST":
-                for key in ("attach_delay", "detach_delay"):
-                    if key in body:
-                        setattr(SETTINGS, key, float(body[key]))
-                return reply(start_response, 200, {"attach_delay": SETTINGS.attach_delay,
-                                                   "detach_delay": SETTINGS.detach_delay})
+                try:
+                    apply_settings(body)
+                except (ValueError, TypeError) as err:
+                    return reply(start_response, 400, {"error": str(err)})
+                return reply(start_response, 200, settings_view())
+            if route == "settings" and method == "GET":
+                return reply(start_response, 200, settings_view())
         return reply(start_response, 404, {"error": f"no control route {method} /_pinhook/{route}"})
+
+
+def apply_settings(body: dict[str, Any]) -> None:
+    """POST /_pinhook/settings: delays of the asynchronous state changes, the boot delay (for
+    every group, or one group with "group"), and the read lag."""
+    unknown = set(body) - {
+        "attach_delay", "detach_delay", "boot_delay", "group", "read_lag", "lag_mode", "lag_seed"
+    }
+    if unknown:
+        raise ValueError(f"unknown settings {sorted(unknown)}")
+    for key in ("attach_delay", "detach_delay"):
+        if key in body:
+            setattr(SETTINGS, key, float(body[key]))
+    if "boot_delay" in body:
+        delay = float(body["boot_delay"])
+        if body.get("group"):
+            SETTINGS.group_boot_delays[str(body["group"])] = delay
+        else:
+            SETTINGS.boot_delay = delay
+    if "read_lag" in body:
+        LAG.configure(float(body["read_lag"]), str(body.get("lag_mode", "random")), body.get("lag_seed"))
+
+
+def settings_view() -> dict[str, Any]:
+    return {
+        "attach_delay": SETTINGS.attach_delay,
+        "detach_delay": SETTINGS.detach_delay,
+        "boot_delay": SETTINGS.boot_delay,
+        "group_boot_delays": dict(SETTINGS.group_boot_delays),
+        "read_lag": LAG.seconds,
+        "lag_mode": LAG.mode,
+        "stale_answers": LAG.stale_answers,
+    }
 
 
 def reply(start_response: Any, status: int, body: dict[str, Any]) -> list[bytes]:
@@ -944,9 +1098,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--parent-pid", type=int, help="exit when this process exits")
     parser.add_argument("--attach-delay", type=float, default=SETTINGS.attach_delay)
     parser.add_argument("--detach-delay", type=float, default=SETTINGS.detach_delay)
+    parser.add_argument(
+        "--boot-delay", type=float, default=0.0, help="seconds a new group instance stays pending"
+    )
+    parser.add_argument(
+        "--read-lag", type=float, default=0.0, help="seconds EC2's describes may lag its writes"
+    )
     args = parser.parse_args(argv)
     SETTINGS.attach_delay = args.attach_delay
     SETTINGS.detach_delay = args.detach_delay
+    SETTINGS.boot_delay = args.boot_delay
+    LAG.configure(args.read_lag, "random")
 
     install_patches()
     app = Emulator(DomainDispatcherApplication(create_backend_app))

@@ -96,7 +96,37 @@ pub enum MetadataError {
     },
 }
 
+/// Whose lifecycle hook an action belongs to, read from the hook's `NotificationMetadata`
+/// (DESIGN.md, "Whose hooks").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    /// pinhook's: the metadata is a JSON object with the key `pin`. The configuration, or what
+    /// is wrong with it (an error pinhook completes with the failure outcome).
+    Pinhook(Result<HookConfig, MetadataError>),
+    /// Another tool's: why. pinhook changes nothing and completes nothing.
+    Other(String),
+}
+
 impl HookConfig {
+    /// Whether the hook is pinhook's and, if so, its configuration.
+    pub fn owner(metadata: Option<&str>) -> Owner {
+        let Some(text) = metadata.filter(|m| !m.trim().is_empty()) else {
+            return Owner::Other("the hook has no NotificationMetadata".into());
+        };
+        let kind = match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(object)) if object.contains_key("pin") => {
+                return Owner::Pinhook(Self::parse(metadata));
+            }
+            Ok(Value::Object(_)) => "a JSON object without a \"pin\" key",
+            Ok(Value::Array(_)) => "a JSON array",
+            Ok(Value::String(_)) => "a JSON string",
+            Ok(Value::Number(_)) => "a JSON number",
+            Ok(Value::Bool(_) | Value::Null) => "a JSON literal",
+            Err(_) => "text that is not JSON",
+        };
+        Owner::Other(format!("its NotificationMetadata is {kind}"))
+    }
+
     pub fn parse(metadata: Option<&str>) -> Result<Self, MetadataError> {
         let object = metadata_object(metadata)?;
         if let Some(unknown) = object.keys().find(|k| !METADATA_KEYS.contains(&k.as_str())) {
@@ -261,8 +291,15 @@ pub struct Settings {
     pub attach_timeout: Duration,
     /// Pause between two reads while waiting for AWS to change a state.
     pub poll_interval: Duration,
-    /// Time kept back before the Lambda deadline to complete the lifecycle action.
+    /// Time kept back before the Lambda deadline to complete the lifecycle action: at least one
+    /// whole attempt of the call.
     pub completion_reserve: Duration,
+    /// Longest wait for one attempt of an AWS call before it is retried.
+    pub attempt_timeout: Duration,
+    /// How long EC2's reads may lag its writes: before giving up after a lost claim, pinhook
+    /// looks again once this long has passed, so that it never abandons an instance that a
+    /// concurrent delivery of the same event has pinned.
+    pub consistency_window: Duration,
     /// Interval between lifecycle heartbeats while waiting for a pool member to be released.
     pub heartbeat_interval: Duration,
     /// Attempts per AWS call, including the first, before a transient error is given up on.
@@ -276,7 +313,9 @@ impl Default for Settings {
         Self {
             attach_timeout: Duration::from_secs(60),
             poll_interval: Duration::from_millis(1000),
-            completion_reserve: Duration::from_secs(5),
+            completion_reserve: Duration::from_secs(6),
+            attempt_timeout: Duration::from_secs(5),
+            consistency_window: Duration::from_secs(5),
             heartbeat_interval: Duration::from_secs(20),
             max_attempts: 5,
             metrics_namespace: "pinhook".to_owned(),
@@ -295,12 +334,18 @@ pub enum SettingsError {
     },
     #[error("{0} is not a pinhook setting; the settings are {list}", list = SETTING_NAMES.join(", "))]
     Unknown(String),
+    #[error(
+        "PINHOOK_COMPLETION_RESERVE_MS={reserve} must be greater than PINHOOK_ATTEMPT_TIMEOUT_MS={attempt}: the time kept back for completing the lifecycle action must cover one whole attempt of the call"
+    )]
+    ReserveTooShort { reserve: u128, attempt: u128 },
 }
 
-const SETTING_NAMES: [&str; 6] = [
+const SETTING_NAMES: [&str; 8] = [
     "PINHOOK_ATTACH_TIMEOUT_SECS",
     "PINHOOK_POLL_INTERVAL_MS",
     "PINHOOK_COMPLETION_RESERVE_MS",
+    "PINHOOK_ATTEMPT_TIMEOUT_MS",
+    "PINHOOK_CONSISTENCY_WINDOW_MS",
     "PINHOOK_HEARTBEAT_INTERVAL_SECS",
     "PINHOOK_MAX_ATTEMPTS",
     "PINHOOK_METRICS_NAMESPACE",
@@ -310,10 +355,12 @@ impl fmt::Display for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "PINHOOK_ATTACH_TIMEOUT_SECS={} PINHOOK_POLL_INTERVAL_MS={} PINHOOK_COMPLETION_RESERVE_MS={} PINHOOK_HEARTBEAT_INTERVAL_SECS={} PINHOOK_MAX_ATTEMPTS={} PINHOOK_METRICS_NAMESPACE={}",
+            "PINHOOK_ATTACH_TIMEOUT_SECS={} PINHOOK_POLL_INTERVAL_MS={} PINHOOK_COMPLETION_RESERVE_MS={} PINHOOK_ATTEMPT_TIMEOUT_MS={} PINHOOK_CONSISTENCY_WINDOW_MS={} PINHOOK_HEARTBEAT_INTERVAL_SECS={} PINHOOK_MAX_ATTEMPTS={} PINHOOK_METRICS_NAMESPACE={}",
             self.attach_timeout.as_secs(),
             self.poll_interval.as_millis(),
             self.completion_reserve.as_millis(),
+            self.attempt_timeout.as_millis(),
+            self.consistency_window.as_millis(),
             self.heartbeat_interval.as_secs(),
             self.max_attempts,
             self.metrics_namespace
@@ -358,7 +405,15 @@ impl Settings {
                 }
                 "PINHOOK_COMPLETION_RESERVE_MS" => {
                     settings.completion_reserve =
-                        Duration::from_millis(number(100, 60_000, "milliseconds")?);
+                        Duration::from_millis(number(200, 60_000, "milliseconds")?);
+                }
+                "PINHOOK_ATTEMPT_TIMEOUT_MS" => {
+                    settings.attempt_timeout =
+                        Duration::from_millis(number(100, 30_000, "milliseconds")?);
+                }
+                "PINHOOK_CONSISTENCY_WINDOW_MS" => {
+                    settings.consistency_window =
+                        Duration::from_millis(number(0, 60_000, "milliseconds")?);
                 }
                 "PINHOOK_HEARTBEAT_INTERVAL_SECS" => {
                     settings.heartbeat_interval = Duration::from_secs(number(1, 3600, "seconds")?);
@@ -380,7 +435,19 @@ impl Settings {
                 _ => return Err(SettingsError::Unknown(name)),
             }
         }
+        settings.check()?;
         Ok(settings)
+    }
+
+    /// The rules between settings, checked once at start-up.
+    pub fn check(&self) -> Result<(), SettingsError> {
+        if self.completion_reserve <= self.attempt_timeout {
+            return Err(SettingsError::ReserveTooShort {
+                reserve: self.completion_reserve.as_millis(),
+                attempt: self.attempt_timeout.as_millis(),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -471,6 +538,31 @@ mod tests {
     }
 
     #[test]
+    fn a_hook_is_pinhooks_only_when_its_metadata_is_a_json_object_with_pin() {
+        for (metadata, why) in [
+            (None, "has no NotificationMetadata"),
+            (Some("  "), "has no NotificationMetadata"),
+            (Some("node-ready"), "text that is not JSON"),
+            (Some(r#"{"drain": 300}"#), "without a \"pin\" key"),
+            (Some(r#"["pin"]"#), "a JSON array"),
+            (Some(r#""pin""#), "a JSON string"),
+        ] {
+            match HookConfig::owner(metadata) {
+                Owner::Other(reason) => assert!(reason.contains(why), "{metadata:?}: {reason}"),
+                other => panic!("{metadata:?} was taken for pinhook's: {other:?}"),
+            }
+        }
+        let ours = HookConfig::owner(Some(r#"{"pin":"eni","pool":"lic"}"#));
+        assert!(matches!(ours, Owner::Pinhook(Ok(_))), "{ours:?}");
+        // pinhook's hook with bad metadata: still pinhook's, with the error naming the key
+        let Owner::Pinhook(Err(err)) = HookConfig::owner(Some(r#"{"pin":"nic","pool":"lic"}"#))
+        else {
+            panic!("bad metadata with pin must stay pinhook's");
+        };
+        assert!(err.to_string().contains("\"pin\""), "{err}");
+    }
+
+    #[test]
     fn a_readable_on_failure_survives_otherwise_bad_metadata() {
         let metadata = Some(r#"{"pin":"nic","pool":"p","on_failure":"continue"}"#);
         assert_eq!(
@@ -523,6 +615,17 @@ mod tests {
         assert!(
             err.to_string()
                 .contains("PINHOOK_POLL_INTERVAL is not a pinhook setting"),
+            "{err}"
+        );
+        let err = Settings::from_vars([(
+            "PINHOOK_COMPLETION_RESERVE_MS".to_owned(),
+            "2000".to_owned(),
+        )])
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("PINHOOK_COMPLETION_RESERVE_MS=2000")
+                && err.to_string().contains("PINHOOK_ATTEMPT_TIMEOUT_MS=5000"),
             "{err}"
         );
     }

@@ -1,12 +1,12 @@
 //! The decisions, with no I/O: whether an event still matches Auto Scaling, which pool members
 //! to try and in what order, whether to wait for a release, and what to release.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::event::LifecycleAction;
 use crate::model::{
-    Address, AttachmentStatus, Eni, GroupInstance, InstanceId, LifecycleResult, LifecycleState,
-    Location, Transition,
+    AttachmentStatus, Ec2Instance, Eni, GroupInstance, InstanceId, LifecycleResult, LifecycleState,
+    Location, PoolMember, Transition,
 };
 
 /// What the Auto Scaling check allows.
@@ -82,45 +82,62 @@ pub fn failure_result(
     }
 }
 
-/// Step 3: the free pool members in the AZ, in the order this instance tries them. The order is
-/// a shuffle seeded by the instance id: concurrent launches spread over the candidates instead
-/// of all racing for the first, and a redelivered event tries the same order again.
-pub fn eni_candidates<'a>(
-    members: &'a [Eni],
+/// Step 3: the free members of the pool in the instance's AZ (an Elastic IP belongs to the
+/// region, so to every AZ), in the order this instance tries them.
+///
+/// The order is a rendezvous hash of the instance and the member: concurrent launches spread
+/// over the candidates instead of all racing for the first, and two deliveries of one event
+/// try the members in the same relative order even when their reads of the pool differ, so
+/// they meet on one member rather than each claiming another.
+pub fn candidates<'a, M: PoolMember>(
+    members: &'a [M],
     pool: &str,
     availability_zone: &str,
     instance: &InstanceId,
-) -> Vec<&'a Eni> {
-    let mut candidates: Vec<&Eni> = members
+) -> Vec<&'a M> {
+    let mut candidates: Vec<(u64, &M)> = members
         .iter()
-        .filter(|e| {
-            e.in_pool(pool)
-                && e.availability_zone.as_deref() == Some(availability_zone)
-                && e.is_free()
+        .filter(|m| {
+            m.in_pool(pool) && m.zone().is_none_or(|z| z == availability_zone) && m.is_free()
         })
+        .map(|m| (rank(instance, m.member_id()), m))
         .collect();
-    candidates.sort_by(|a, b| a.id.cmp(&b.id));
-    spread(&mut candidates, instance);
-    candidates
+    candidates.sort_by(|(r1, m1), (r2, m2)| r2.cmp(r1).then(m1.member_id().cmp(m2.member_id())));
+    candidates.into_iter().map(|(_, m)| m).collect()
 }
 
-/// Shuffles `items` in an order fixed by the instance id.
-pub fn spread<T>(items: &mut [T], instance: &InstanceId) {
-    let mut rng = fastrand::Rng::with_seed(fnv1a(instance.as_str().as_bytes()));
-    rng.shuffle(items);
+/// The rendezvous weight of a member for an instance.
+fn rank(instance: &InstanceId, member: &str) -> u64 {
+    let hash = fnv1a(
+        instance
+            .as_str()
+            .bytes()
+            .chain([0xff])
+            .chain(member.bytes()),
+    );
+    // splitmix64's finaliser: FNV alone mixes the last bytes poorly.
+    let mut z = hash.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
-        (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
 }
 
-/// The pool member the instance already holds, if any (step 2, idempotency).
-pub fn held_eni<'a>(attached: &'a [Eni], pool: &str, instance: &InstanceId) -> Option<&'a Eni> {
-    attached
+/// Step 2, idempotency: the member of the pool the instance already holds, if any.
+pub fn held<'a, M: PoolMember>(
+    members: &'a [M],
+    pool: &str,
+    instance: &InstanceId,
+    interfaces: &[Eni],
+) -> Option<&'a M> {
+    members
         .iter()
-        .find(|e| e.in_pool(pool) && e.attachment_instance() == Some(instance) && !e.is_primary())
+        .find(|m| m.in_pool(pool) && m.held_by(instance, interfaces))
 }
 
 /// A pool member, as the decision to retry, wait or give up sees it.
@@ -134,37 +151,19 @@ pub struct Holding<'a> {
     pub releasing: bool,
 }
 
-/// The pool ENIs of the AZ, as holdings.
-pub fn eni_holdings<'a>(
-    members: &'a [Eni],
+/// The members of the pool that could serve the instance's AZ, as holdings.
+pub fn holdings<'a, M: PoolMember>(
+    members: &'a [M],
     pool: &str,
     availability_zone: &str,
 ) -> Vec<Holding<'a>> {
     members
         .iter()
-        .filter(|e| e.in_pool(pool) && e.availability_zone.as_deref() == Some(availability_zone))
-        .map(|e| Holding {
-            free: e.is_free(),
-            holder: e.attachment_instance(),
-            releasing: e.attachment.as_ref().is_some_and(|a| {
-                matches!(
-                    a.status,
-                    AttachmentStatus::Detaching | AttachmentStatus::Detached
-                )
-            }),
-        })
-        .collect()
-}
-
-/// The pool's Elastic IPs (an address belongs to a region, not to an AZ), as holdings.
-pub fn address_holdings<'a>(addresses: &'a [Address], pool: &str) -> Vec<Holding<'a>> {
-    addresses
-        .iter()
-        .filter(|a| a.in_pool(pool))
-        .map(|a| Holding {
-            free: a.is_free(),
-            holder: a.associated_instance(),
-            releasing: false,
+        .filter(|m| m.in_pool(pool) && m.zone().is_none_or(|z| z == availability_zone))
+        .map(|m| Holding {
+            free: m.is_free(),
+            holder: m.holder_instance(),
+            releasing: m.is_releasing(),
         })
         .collect()
 }
@@ -229,36 +228,6 @@ pub fn exhaustion(holdings: &[Holding<'_>], holder_states: &[GroupInstance]) -> 
     }
 }
 
-/// The free Elastic IPs of the pool, in the order this instance tries them.
-pub fn address_candidates<'a>(
-    addresses: &'a [Address],
-    pool: &str,
-    instance: &InstanceId,
-) -> Vec<&'a Address> {
-    let mut candidates: Vec<&Address> = addresses
-        .iter()
-        .filter(|a| a.in_pool(pool) && a.is_free())
-        .collect();
-    candidates.sort_by(|a, b| a.allocation.cmp(&b.allocation));
-    spread(&mut candidates, instance);
-    candidates
-}
-
-/// The pool address the instance already holds, on any of its interfaces (idempotency).
-pub fn held_address<'a>(
-    addresses: &'a [Address],
-    pool: &str,
-    instance: &InstanceId,
-    interfaces: &[Eni],
-) -> Option<&'a Address> {
-    addresses.iter().find(|a| {
-        a.in_pool(pool)
-            && (a.associated_instance() == Some(instance)
-                || a.associated_interface()
-                    .is_some_and(|eni| interfaces.iter().any(|i| &i.id == eni)))
-    })
-}
-
 /// The instance's interface at the device index, once its attachment is complete.
 pub fn interface_at<'a>(
     attached: &'a [Eni],
@@ -274,115 +243,91 @@ pub fn interface_at<'a>(
     })
 }
 
-/// Single-instance HA: the pool addresses this launching instance may take over, best first.
-/// A holder may be taken from when it is a member of the same group that is leaving or
-/// unhealthy, or when it left every group while still holding the lease pinhook gave it.
-/// Never from a healthy member that is in service or entering it (two launches would take the
-/// address from each other), never from another group, never from a NAT gateway or any
-/// interface that is not an instance's.
-pub fn takeover_candidates<'a>(
-    addresses: &'a [Address],
+/// The holders Auto Scaling does not describe: only EC2 can say whether they are gone.
+pub fn unknown_holders(holdings: &[Holding<'_>], asg: &[GroupInstance]) -> Vec<InstanceId> {
+    let mut unknown: Vec<InstanceId> = holdings
+        .iter()
+        .filter_map(|h| h.holder)
+        .filter(|holder| !asg.iter().any(|s| &s.instance == *holder))
+        .cloned()
+        .collect();
+    unknown.sort();
+    unknown.dedup();
+    unknown
+}
+
+/// Takeover (single-instance HA): the members this launching instance may take from their
+/// holders, best first. Only on what AWS has just confirmed: a holder that Auto Scaling reports
+/// as a member of the same group that is leaving or unhealthy, or one that Auto Scaling does not
+/// know and EC2 reports terminated or gone. `ec2` is EC2's answer for the holders Auto Scaling
+/// does not know, `None` when EC2 could not be asked: a holder whose state could not be read is
+/// never taken from. Never from a healthy member in service or launching (two launches would
+/// take from each other), never from another group, never from a running instance outside the
+/// group, never from a NAT gateway or any interface that is not an instance's.
+pub fn takeover_victims<'a, M: PoolMember>(
+    members: &'a [M],
     pool: &str,
     group: &str,
     instance: &InstanceId,
-    holder_states: &[GroupInstance],
-) -> Vec<&'a Address> {
-    let mut ranked: Vec<(u8, &Address)> = addresses
+    asg: &[GroupInstance],
+    ec2: Option<&[Ec2Instance]>,
+) -> Vec<&'a M> {
+    let mut ranked: Vec<(u8, &M)> = members
         .iter()
-        .filter(|a| a.in_pool(pool) && a.association.as_ref().is_some_and(|s| s.id.is_some()))
-        .filter_map(|a| {
-            let holder = a.associated_instance().filter(|h| *h != instance)?;
-            let rank = match holder_states.iter().find(|s| &s.instance == holder) {
+        .filter(|m| m.in_pool(pool))
+        .filter_map(|m| {
+            let holder = m.holder_instance().filter(|h| *h != instance)?;
+            let rank = match asg.iter().find(|s| &s.instance == holder) {
                 Some(s) if s.group != group => return None,
                 Some(s) if s.state.is_leaving() => 0,
                 Some(s) if !s.healthy => 1,
                 Some(_) => return None,
-                None if a.holder.as_deref() == Some(holder.as_str()) => 2,
-                None => return None,
+                None => match ec2?.iter().find(|e| &e.instance == holder) {
+                    Some(e) if e.state.is_gone() => 2,
+                    Some(_) => return None,
+                    // EC2 was asked and does not know it: gone
+                    None => 2,
+                },
             };
-            Some((rank, a))
+            Some((rank, m))
         })
         .collect();
-    ranked.sort_by(|(r1, a1), (r2, a2)| r1.cmp(r2).then(a1.allocation.cmp(&a2.allocation)));
-    ranked.into_iter().map(|(_, a)| a).collect()
+    ranked.sort_by(|(r1, m1), (r2, m2)| r1.cmp(r2).then(m1.member_id().cmp(m2.member_id())));
+    ranked.into_iter().map(|(_, m)| m).collect()
 }
 
 /// What to release for a leaving instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Release<'a> {
-    /// Attached to the instance: detach, wait until available, clear the holder tag.
-    Detach(&'a Eni),
-    /// Only tagged as held by the instance (already detached): clear the holder tag.
-    ClearTag(&'a Eni),
+pub enum Release<'a, M> {
+    /// Held by the instance: detach (and wait until available) or disassociate, then clear the
+    /// holder tag. An Elastic IP stays allocated, in the pool.
+    Free(&'a M),
+    /// Only tagged as held by the instance: clear the holder tag, while it still names it.
+    ClearTag(&'a M),
 }
 
-/// The pool ENIs a leaving instance holds: attached to it (never its primary interface), or
-/// tagged as held by it. Members of other pools and untagged ENIs are never touched.
-pub fn eni_releases<'a>(
-    attached: &'a [Eni],
-    tagged: &'a [Eni],
-    pool: &str,
-    instance: &InstanceId,
-) -> Vec<Release<'a>> {
-    let mut releases: Vec<Release<'a>> = attached
-        .iter()
-        .filter(|e| e.in_pool(pool) && e.attachment_instance() == Some(instance) && !e.is_primary())
-        .map(Release::Detach)
-        .collect();
-    for eni in tagged {
-        let listed = releases.iter().any(|r| match r {
-            Release::Detach(e) | Release::ClearTag(e) => e.id == eni.id,
-        });
-        if !listed && eni.in_pool(pool) && eni.holder.as_deref() == Some(instance.as_str()) {
-            releases.push(
-                if eni.attachment_instance() == Some(instance) && !eni.is_primary() {
-                    Release::Detach(eni)
-                } else {
-                    Release::ClearTag(eni)
-                },
-            );
-        }
-    }
-    releases
-}
-
-/// What to release of a leaving instance's Elastic IPs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AddressRelease<'a> {
-    /// Associated with the instance (or still with an interface it held): disassociate, then
-    /// clear the holder tag. The address stays allocated, in the pool.
-    Disassociate(&'a Address),
-    /// Only tagged as held by the instance: clear the holder tag.
-    ClearTag(&'a Address),
-}
-
-/// The pool addresses a leaving instance holds. An address another instance has taken over
-/// since is not the leaving instance's any more, and addresses outside the pool are never
-/// touched.
-pub fn address_releases<'a>(
-    addresses: &'a [Address],
+/// The members of the pool a leaving instance holds: attached to it (never its primary
+/// interface) or associated with one of its interfaces, or still on an interface it held
+/// (an address on a pool ENI detached first), or only tagged as held by it. Members of other
+/// pools and untagged resources are never touched.
+pub fn releases<'a, M: PoolMember>(
+    members: &'a [M],
     pool: &str,
     instance: &InstanceId,
     interfaces: &[Eni],
-) -> Vec<AddressRelease<'a>> {
-    addresses
+) -> Vec<Release<'a, M>> {
+    let mut seen = HashSet::new();
+    members
         .iter()
-        .filter(|a| a.in_pool(pool))
-        .filter_map(|a| {
-            let on_its_interface = a
-                .associated_interface()
-                .is_some_and(|eni| interfaces.iter().any(|i| &i.id == eni));
-            let tagged = a.holder.as_deref() == Some(instance.as_str());
-            let other_holder = a.associated_instance().is_some_and(|h| h != instance);
-            if a.associated_instance() == Some(instance) || on_its_interface {
-                Some(AddressRelease::Disassociate(a))
-            } else if tagged && other_holder {
-                None
-            } else if tagged && a.association.is_some() {
-                // Still on an interface the instance held, e.g. a pool ENI detached first.
-                Some(AddressRelease::Disassociate(a))
+        .filter(|m| m.in_pool(pool) && seen.insert(m.member_id()))
+        .filter_map(|m| {
+            let tagged = m.holder_tag() == Some(instance.as_str());
+            if m.held_by(instance, interfaces)
+                || (tagged && m.holder_instance().is_none() && !m.is_free())
+            {
+                Some(Release::Free(m))
             } else if tagged {
-                Some(AddressRelease::ClearTag(a))
+                Some(Release::ClearTag(m))
             } else {
                 None
             }
@@ -394,7 +339,7 @@ pub fn address_releases<'a>(
 mod tests {
     use super::*;
     use crate::model::{
-        AddressAssociation, AllocationId, AssociationId, Attachment, AttachmentId, EniId,
+        Address, AddressAssociation, AllocationId, AssociationId, Attachment, AttachmentId, EniId,
     };
 
     fn id(s: &str) -> InstanceId {
@@ -547,8 +492,12 @@ mod tests {
             pool: Some("other".into()),
             ..eni(5, "az-a", None)
         });
-        let candidates = eni_candidates(&members, "lic", "az-a", &id("i-1"));
-        let mut ids: Vec<&str> = candidates.iter().map(|e| e.id.as_str()).collect();
+        members.push(Eni {
+            availability_zone: None,
+            ..eni(6, "az-a", None)
+        });
+        let found = candidates(&members, "lic", "az-a", &id("i-1"));
+        let mut ids: Vec<&str> = found.iter().map(|e| e.id.as_str()).collect();
         ids.sort();
         assert_eq!(ids, ["eni-0001", "eni-0004"]);
     }
@@ -556,19 +505,45 @@ mod tests {
     #[test]
     fn the_order_is_fixed_per_instance_and_spread_across_instances() {
         let members: Vec<Eni> = (0..20).map(|n| eni(n, "az-a", None)).collect();
-        let first = |i: &str| {
-            eni_candidates(&members, "lic", "az-a", &id(i))[0]
-                .id
-                .clone()
-        };
+        let first = |i: &str| candidates(&members, "lic", "az-a", &id(i))[0].id.clone();
         assert_eq!(first("i-0abc"), first("i-0abc"));
-        let firsts: std::collections::HashSet<_> =
-            (0..50).map(|n| first(&format!("i-{n:x}"))).collect();
+        let firsts: HashSet<_> = (0..50).map(|n| first(&format!("i-{n:x}"))).collect();
         assert!(
             firsts.len() > 8,
             "50 instances started on only {} members",
             firsts.len()
         );
+    }
+
+    #[test]
+    fn two_reads_of_a_changing_pool_keep_the_relative_order_of_the_members_they_share() {
+        // Two deliveries of one event read the pool at different moments: one sees a member
+        // the other does not. The members both see come in the same order for both, so they
+        // try the same member first unless the extra one outranks it.
+        let all: Vec<Eni> = (0..12).map(|n| eni(n, "az-a", None)).collect();
+        for instance in ["i-0a", "i-0b", "i-0c", "i-0d"] {
+            let full: Vec<&str> = candidates(&all, "lic", "az-a", &id(instance))
+                .iter()
+                .map(|e| e.id.as_str())
+                .collect();
+            for missing in 0..12 {
+                let fewer: Vec<Eni> = all
+                    .iter()
+                    .filter(|e| e.id != all[missing].id)
+                    .cloned()
+                    .collect();
+                let partial: Vec<String> = candidates(&fewer, "lic", "az-a", &id(instance))
+                    .iter()
+                    .map(|e| e.id.to_string())
+                    .collect();
+                let expected: Vec<&str> = full
+                    .iter()
+                    .copied()
+                    .filter(|e| *e != all[missing].id.as_str())
+                    .collect();
+                assert_eq!(partial, expected, "{instance} without {missing}");
+            }
+        }
     }
 
     #[test]
@@ -578,14 +553,14 @@ mod tests {
             eni(2, "az-a", Some(("i-9", 1))),
             eni(3, "az-b", None),
         ];
-        let holdings = eni_holdings(&members, "lic", "az-a");
-        assert_eq!(holders_to_check(&holdings), vec![id("i-8"), id("i-9")]);
+        let held = holdings(&members, "lic", "az-a");
+        assert_eq!(holders_to_check(&held), vec![id("i-8"), id("i-9")]);
         let leaving = [
             member("i-8", "g", "Terminating:Wait", true),
             member("i-9", "g", "Terminating", true),
         ];
         assert_eq!(
-            exhaustion(&holdings, &leaving),
+            exhaustion(&held, &leaving),
             Exhaustion::Releasing { held: 2 }
         );
         let one_stays = [
@@ -593,19 +568,19 @@ mod tests {
             member("i-9", "g", "InService", true),
         ];
         assert_eq!(
-            exhaustion(&holdings, &one_stays),
+            exhaustion(&held, &one_stays),
             Exhaustion::AllHeld { held: 2 }
         );
-        assert_eq!(exhaustion(&holdings, &[]), Exhaustion::AllHeld { held: 2 });
+        assert_eq!(exhaustion(&held, &[]), Exhaustion::AllHeld { held: 2 });
         assert_eq!(
-            exhaustion(&eni_holdings(&members, "lic", "az-c"), &leaving),
+            exhaustion(&holdings(&members, "lic", "az-c"), &leaving),
             Exhaustion::NoMember
         );
         let mut detaching = members.clone();
         detaching[1].attachment.as_mut().unwrap().status = AttachmentStatus::Detaching;
-        let holdings = eni_holdings(&detaching, "lic", "az-a");
+        let held = holdings(&detaching, "lic", "az-a");
         assert_eq!(
-            exhaustion(&holdings, &leaving[..1]),
+            exhaustion(&held, &leaving[..1]),
             Exhaustion::Releasing { held: 2 }
         );
     }
@@ -613,10 +588,10 @@ mod tests {
     #[test]
     fn free_members_after_lost_claims_mean_claim_again() {
         let members = vec![eni(1, "az-a", Some(("i-8", 1))), eni(2, "az-a", None)];
-        let holdings = eni_holdings(&members, "lic", "az-a");
-        assert!(holders_to_check(&holdings).is_empty());
+        let held = holdings(&members, "lic", "az-a");
+        assert!(holders_to_check(&held).is_empty());
         assert_eq!(
-            exhaustion(&holdings, &[]),
+            exhaustion(&held, &[]),
             Exhaustion::Contended {
                 free: 1,
                 members: 2
@@ -644,15 +619,16 @@ mod tests {
             outside,
             address(5, None),
         ];
-        let mut ids: Vec<&str> = address_candidates(&addresses, "egress", &id("i-1"))
+        // an address belongs to the region: a candidate in every AZ
+        let mut ids: Vec<&str> = candidates(&addresses, "egress", "az-b", &id("i-1"))
             .iter()
             .map(|a| a.allocation.as_str())
             .collect();
         ids.sort();
         assert_eq!(ids, ["eipalloc-0001", "eipalloc-0005"]);
-        let holdings = address_holdings(&addresses[1..3], "egress");
+        let held = holdings(&addresses[1..3], "egress", "az-b");
         assert_eq!(
-            exhaustion(&holdings, &[member("i-7", "g", "Terminating:Wait", true)]),
+            exhaustion(&held, &[member("i-7", "g", "Terminating:Wait", true)]),
             Exhaustion::AllHeld { held: 2 },
             "a NAT gateway never releases"
         );
@@ -662,7 +638,7 @@ mod tests {
     fn an_address_on_any_interface_of_the_instance_is_held() {
         let addresses = [address(1, Some("i-1")), address(2, None)];
         assert_eq!(
-            held_address(&addresses, "egress", &id("i-1"), &[])
+            held(&addresses, "egress", &id("i-1"), &[])
                 .unwrap()
                 .allocation
                 .as_str(),
@@ -677,7 +653,7 @@ mod tests {
         });
         let interfaces = [eni(1, "az-a", Some(("i-2", 1)))];
         assert!(
-            held_address(
+            held(
                 std::slice::from_ref(&on_detached_eni),
                 "egress",
                 &id("i-2"),
@@ -685,11 +661,24 @@ mod tests {
             )
             .is_some()
         );
-        assert!(held_address(&addresses, "egress", &id("i-9"), &[]).is_none());
+        assert!(held(&addresses, "egress", &id("i-9"), &[]).is_none());
+        // an ENI is held as a secondary interface, never as the primary
+        let primary = [Eni {
+            pool: Some("lic".into()),
+            ..eni(4, "az-a", Some(("i-1", 0)))
+        }];
+        assert!(held(&primary, "lic", &id("i-1"), &[]).is_none());
+    }
+
+    fn ec2(instance: &str, state: &str) -> Ec2Instance {
+        Ec2Instance {
+            instance: id(instance),
+            state: crate::model::RunState::parse(state),
+        }
     }
 
     #[test]
-    fn takeover_only_from_leaving_or_unhealthy_members_of_the_same_group() {
+    fn takeover_only_on_confirmed_facts() {
         let addresses = [
             address(1, Some("i-a")),
             address(2, Some("i-b")),
@@ -697,28 +686,51 @@ mod tests {
             address(4, Some("i-d")),
             address(5, Some("i-e")),
             address(6, Some("i-f")),
+            address(7, Some("i-g")),
+            address(8, Some("i-h")),
         ];
-        let states = [
+        let asg = [
             member("i-a", "g", "InService", true),
             member("i-b", "g", "InService", false),
             member("i-c", "g", "Terminating:Wait", true),
             member("i-d", "other", "Terminating:Wait", true),
             member("i-e", "g", "Pending:Wait", true),
         ];
+        // i-f, i-g, i-h are in no group: EC2 says i-f is terminated, i-g runs, i-h is gone
+        let found = [ec2("i-f", "terminated"), ec2("i-g", "running")];
         let taken: Vec<&str> =
-            takeover_candidates(&addresses, "egress", "g", &id("i-new"), &states)
+            takeover_victims(&addresses, "egress", "g", &id("i-new"), &asg, Some(&found))
                 .iter()
                 .map(|a| a.allocation.as_str())
                 .collect();
-        // leaving first, then unhealthy, then a former member still holding pinhook's lease
-        assert_eq!(taken, ["eipalloc-0003", "eipalloc-0002", "eipalloc-0006"]);
-        let mut not_ours = address(7, Some("i-g"));
-        not_ours.holder = None;
-        assert!(takeover_candidates(&[not_ours], "egress", "g", &id("i-new"), &[]).is_empty());
+        // leaving first, then unhealthy, then gone
+        assert_eq!(
+            taken,
+            [
+                "eipalloc-0003",
+                "eipalloc-0002",
+                "eipalloc-0006",
+                "eipalloc-0008"
+            ]
+        );
+        // a holder whose state could not be read is never taken from
+        let unread: Vec<&str> =
+            takeover_victims(&addresses, "egress", "g", &id("i-new"), &asg, None)
+                .iter()
+                .map(|a| a.allocation.as_str())
+                .collect();
+        assert_eq!(unread, ["eipalloc-0003", "eipalloc-0002"]);
+        // nor one Auto Scaling was not asked about: the holder tag alone proves nothing
+        assert!(takeover_victims(&addresses, "egress", "g", &id("i-new"), &[], None).is_empty());
+        let held = holdings(&addresses, "egress", "az-a");
+        assert_eq!(
+            unknown_holders(&held, &asg),
+            vec![id("i-f"), id("i-g"), id("i-h")]
+        );
     }
 
     #[test]
-    fn address_releases_leave_taken_over_and_foreign_addresses_alone() {
+    fn releases_free_what_the_instance_holds_and_clear_tags_that_still_name_it() {
         let mut taken_over = address(2, Some("i-2"));
         taken_over.holder = Some("i-2".into());
         let mut stale_tag = address(3, None);
@@ -736,13 +748,22 @@ mod tests {
             was_ours_now_theirs,
             foreign,
         ];
-        let releases = address_releases(&addresses, "egress", &id("i-1"), &[]);
-        assert_eq!(releases.len(), 2);
-        assert!(
-            matches!(releases[0], AddressRelease::Disassociate(a) if a.allocation.as_str() == "eipalloc-0001")
-        );
-        assert!(
-            matches!(releases[1], AddressRelease::ClearTag(a) if a.allocation.as_str() == "eipalloc-0003")
+        let found = releases(&addresses, "egress", &id("i-1"), &[]);
+        let ids: Vec<(&str, bool)> = found
+            .iter()
+            .map(|r| match r {
+                Release::Free(a) => (a.allocation.as_str(), true),
+                Release::ClearTag(a) => (a.allocation.as_str(), false),
+            })
+            .collect();
+        // the address taken over keeps its association; only a tag naming i-1 is cleared
+        assert_eq!(
+            ids,
+            [
+                ("eipalloc-0001", true),
+                ("eipalloc-0003", false),
+                ("eipalloc-0004", false)
+            ]
         );
     }
 
@@ -761,11 +782,11 @@ mod tests {
             holder: Some("i-1".into()),
             ..eni(4, "az-a", None)
         };
-        let attached = [primary, pinned.clone(), foreign];
-        let tagged = [pinned, stale_tag];
-        let releases = eni_releases(&attached, &tagged, "lic", &id("i-1"));
-        assert_eq!(releases.len(), 2);
-        assert!(matches!(releases[0], Release::Detach(e) if e.id.as_str() == "eni-0002"));
-        assert!(matches!(releases[1], Release::ClearTag(e) if e.id.as_str() == "eni-0004"));
+        // what the instance has attached, and what is tagged as its: pinned is in both
+        let listed = [primary, pinned.clone(), foreign, pinned, stale_tag];
+        let found = releases(&listed, "lic", &id("i-1"), &[]);
+        assert_eq!(found.len(), 2);
+        assert!(matches!(found[0], Release::Free(e) if e.id.as_str() == "eni-0002"));
+        assert!(matches!(found[1], Release::ClearTag(e) if e.id.as_str() == "eni-0004"));
     }
 }

@@ -2,13 +2,15 @@
 //! lifecycle hooks, and releases it when the instance leaves.
 //!
 //! Three layers: parsing ([`event`], [`config`], [`model`]), decisions with no I/O
-//! ([`decide`]), and the AWS adapters ([`aws`]); [`handler`] runs the steps over them.
+//! ([`decide`]), and the AWS adapters ([`aws`]); [`handler`] runs the steps over them, with
+//! [`member`] as the only place where ENIs and Elastic IPs differ.
 
 pub mod aws;
 pub mod config;
 pub mod decide;
 pub mod event;
 pub mod handler;
+pub mod member;
 pub mod metrics;
 pub mod model;
 

@@ -24,6 +24,10 @@ pub const TIME_TO_PIN: &str = "TimeToPin";
 pub const FREE_MEMBERS: &str = "FreeMembers";
 pub const FAILED_ACTIONS: &str = "FailedActions";
 pub const TAKEN_OVER: &str = "TakenOver";
+/// Lifecycle actions of other tools' hooks, left alone.
+pub const FOREIGN_ACTIONS: &str = "ForeignActions";
+/// Milliseconds a launch waited for its instance to boot before it could be pinned.
+pub const BOOT_WAIT: &str = "BootWait";
 
 impl Metrics {
     pub fn add(&mut self, name: &'static str, n: f64) {

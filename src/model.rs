@@ -292,17 +292,8 @@ pub struct Eni {
 }
 
 impl Eni {
-    /// Free for a claim: `available` and attached nowhere.
-    pub fn is_free(&self) -> bool {
-        self.status.as_deref() == Some("available") && self.attachment_instance().is_none()
-    }
-
     pub fn attachment_instance(&self) -> Option<&InstanceId> {
         self.attachment.as_ref().and_then(|a| a.instance.as_ref())
-    }
-
-    pub fn in_pool(&self, pool: &str) -> bool {
-        self.pool.as_deref() == Some(pool)
     }
 
     /// The primary interface of an instance: pinhook never detaches it.
@@ -336,14 +327,6 @@ pub struct Address {
 }
 
 impl Address {
-    pub fn is_free(&self) -> bool {
-        self.association.is_none()
-    }
-
-    pub fn in_pool(&self, pool: &str) -> bool {
-        self.pool.as_deref() == Some(pool)
-    }
-
     pub fn associated_instance(&self) -> Option<&InstanceId> {
         self.association.as_ref().and_then(|a| a.instance.as_ref())
     }
@@ -353,6 +336,161 @@ impl Address {
             .as_ref()
             .and_then(|a| a.network_interface.as_ref())
     }
+}
+
+/// A member of a pool, ENI or Elastic IP alike: what the decisions and the claim engine read of
+/// it, so that each rule is written once for both kinds.
+pub trait PoolMember {
+    /// The ENI id or the allocation id.
+    fn member_id(&self) -> &str;
+    fn pool(&self) -> Option<&str>;
+    /// The Availability Zone a member is bound to, `None` for a regional one (an Elastic IP).
+    /// An ENI whose zone AWS left out is bound to none, so it is never a candidate.
+    fn zone(&self) -> Option<&str>;
+    /// Free for a claim: attached or associated nowhere.
+    fn is_free(&self) -> bool;
+    /// The instance holding it; `None` when free, or held by something that is not an instance
+    /// (a NAT gateway, an unattached interface).
+    fn holder_instance(&self) -> Option<&InstanceId>;
+    /// The `pinhook:holder` tag: the lease as pinhook recorded it.
+    fn holder_tag(&self) -> Option<&str>;
+    /// Already on its way back to the pool (an ENI detaching).
+    fn is_releasing(&self) -> bool;
+    /// Held by the instance: attached to it as a secondary interface, or associated with one of
+    /// its interfaces.
+    fn held_by(&self, instance: &InstanceId, interfaces: &[Eni]) -> bool;
+
+    fn in_pool(&self, pool: &str) -> bool {
+        self.pool() == Some(pool)
+    }
+}
+
+impl PoolMember for Eni {
+    fn member_id(&self) -> &str {
+        self.id.as_str()
+    }
+
+    fn pool(&self) -> Option<&str> {
+        self.pool.as_deref()
+    }
+
+    fn zone(&self) -> Option<&str> {
+        Some(self.availability_zone.as_deref().unwrap_or_default())
+    }
+
+    fn is_free(&self) -> bool {
+        self.status.as_deref() == Some("available") && self.attachment_instance().is_none()
+    }
+
+    fn holder_instance(&self) -> Option<&InstanceId> {
+        self.attachment_instance()
+    }
+
+    fn holder_tag(&self) -> Option<&str> {
+        self.holder.as_deref()
+    }
+
+    fn is_releasing(&self) -> bool {
+        self.attachment.as_ref().is_some_and(|a| {
+            matches!(
+                a.status,
+                AttachmentStatus::Detaching | AttachmentStatus::Detached
+            )
+        })
+    }
+
+    fn held_by(&self, instance: &InstanceId, _interfaces: &[Eni]) -> bool {
+        self.attachment_instance() == Some(instance) && !self.is_primary()
+    }
+}
+
+impl PoolMember for Address {
+    fn member_id(&self) -> &str {
+        self.allocation.as_str()
+    }
+
+    fn pool(&self) -> Option<&str> {
+        self.pool.as_deref()
+    }
+
+    fn zone(&self) -> Option<&str> {
+        None
+    }
+
+    fn is_free(&self) -> bool {
+        self.association.is_none()
+    }
+
+    fn holder_instance(&self) -> Option<&InstanceId> {
+        self.associated_instance()
+    }
+
+    fn holder_tag(&self) -> Option<&str> {
+        self.holder.as_deref()
+    }
+
+    fn is_releasing(&self) -> bool {
+        false
+    }
+
+    fn held_by(&self, instance: &InstanceId, interfaces: &[Eni]) -> bool {
+        self.associated_instance() == Some(instance)
+            || self
+                .associated_interface()
+                .is_some_and(|eni| interfaces.iter().any(|i| &i.id == eni))
+    }
+}
+
+/// An instance's state as EC2 reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunState {
+    Pending,
+    Running,
+    ShuttingDown,
+    Terminated,
+    Stopping,
+    Stopped,
+    Other(String),
+}
+
+impl RunState {
+    pub fn parse(value: &str) -> Self {
+        match value {
+            "pending" => Self::Pending,
+            "running" => Self::Running,
+            "shutting-down" => Self::ShuttingDown,
+            "terminated" => Self::Terminated,
+            "stopping" => Self::Stopping,
+            "stopped" => Self::Stopped,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+
+    /// On its way out of existence: what it holds goes with it.
+    pub fn is_gone(&self) -> bool {
+        matches!(self, Self::ShuttingDown | Self::Terminated)
+    }
+}
+
+impl fmt::Display for RunState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::ShuttingDown => "shutting-down",
+            Self::Terminated => "terminated",
+            Self::Stopping => "stopping",
+            Self::Stopped => "stopped",
+            Self::Other(s) => s,
+        })
+    }
+}
+
+/// An instance as EC2 describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ec2Instance {
+    pub instance: InstanceId,
+    pub state: RunState,
 }
 
 #[cfg(test)]

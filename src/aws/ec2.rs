@@ -8,8 +8,11 @@ use super::{AddressFilter, AwsError, Ec2Api, EniFilter};
 use crate::config::{HOLDER_TAG, POOL_TAG};
 use crate::model::{
     Address, AddressAssociation, AllocationId, AssociationId, Attachment, AttachmentId,
-    AttachmentStatus, Eni, EniId, InstanceId,
+    AttachmentStatus, Ec2Instance, Eni, EniId, InstanceId, RunState,
 };
+
+/// Values of one DescribeInstances filter: AWS takes up to 200.
+const FILTER_VALUES: usize = 200;
 
 /// [`Ec2Api`] on the AWS SDK for Rust.
 #[derive(Debug, Clone)]
@@ -28,6 +31,47 @@ fn filter(name: &str, value: &str) -> Filter {
 }
 
 impl Ec2Api for Ec2Client {
+    #[instrument(level = "debug", skip(self))]
+    async fn instances(&self, instances: &[InstanceId]) -> Result<Vec<Ec2Instance>, AwsError> {
+        const OP: &str = "ec2:DescribeInstances";
+        let mut found = Vec::new();
+        // A filter rather than instance ids: an id EC2 does not know is left out of the answer
+        // instead of failing the whole call with InvalidInstanceID.NotFound.
+        for batch in instances.chunks(FILTER_VALUES) {
+            let filter = Filter::builder()
+                .name("instance-id")
+                .set_values(Some(batch.iter().map(|i| i.as_str().to_owned()).collect()))
+                .build();
+            let mut pages = self
+                .client
+                .describe_instances()
+                .filters(filter)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| sdk_error(OP, e))?;
+                let described = page.reservations().iter().flat_map(|r| r.instances());
+                for instance in described {
+                    let id = instance
+                        .instance_id()
+                        .and_then(|id| InstanceId::parse(id).ok());
+                    let state = instance.state().and_then(|s| s.name());
+                    match (id, state) {
+                        (Some(instance), Some(state)) if batch.contains(&instance) => {
+                            found.push(Ec2Instance {
+                                instance,
+                                state: RunState::parse(state.as_str()),
+                            });
+                        }
+                        (Some(_), Some(_)) => {}
+                        _ => warn!("skipping an instance EC2 described without its id or state"),
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+
     #[instrument(level = "debug", skip(self))]
     async fn network_interfaces(&self, which: &EniFilter) -> Result<Vec<Eni>, AwsError> {
         const OP: &str = "ec2:DescribeNetworkInterfaces";
@@ -67,7 +111,7 @@ impl Ec2Api for Ec2Client {
                 .find(|found| &found.id == eni)),
             Err(err) => {
                 let err = sdk_error(OP, err);
-                if err.is(super::ErrorKind::NotFound) {
+                if err.not_found().is_some() {
                     Ok(None)
                 } else {
                     Err(err)

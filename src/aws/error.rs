@@ -15,8 +15,12 @@ pub enum ErrorKind {
     ZoneMismatch,
     /// The Elastic IP is already associated: someone else holds it; try the next one.
     AlreadyAssociated,
+    /// The instance is not running (yet): EC2 refuses attachments and associations while it
+    /// boots (`IncorrectInstanceState`, or `InvalidInstanceID` "The pending instance … is not in
+    /// a valid state"). Its state says whether to wait.
+    InstanceNotReady,
     /// The resource does not exist (any more).
-    NotFound,
+    NotFound(Resource),
     /// Auto Scaling has no active lifecycle action with that token or instance: already
     /// completed, or timed out. Counts as done.
     NoActiveAction,
@@ -26,6 +30,17 @@ pub enum ErrorKind {
     Transient,
     /// Anything else AWS refused.
     Other,
+}
+
+/// What a `NotFound` error is about: a pool member that is gone and an instance (or its
+/// interface) that is gone call for different endings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    Instance,
+    NetworkInterface,
+    Attachment,
+    Address,
+    Association,
 }
 
 /// An AWS call that failed.
@@ -81,6 +96,14 @@ impl AwsError {
 
     pub fn is(&self, kind: ErrorKind) -> bool {
         self.kind == kind
+    }
+
+    /// What is gone, when AWS answered that something does not exist.
+    pub fn not_found(&self) -> Option<Resource> {
+        match self.kind {
+            ErrorKind::NotFound(resource) => Some(resource),
+            _ => None,
+        }
     }
 }
 
@@ -147,12 +170,17 @@ pub fn classify(code: Option<&str>, message: Option<&str>, status: Option<u16>) 
             ErrorKind::ZoneMismatch
         }
         "Resource.AlreadyAssociated" => ErrorKind::AlreadyAssociated,
-        "InvalidNetworkInterfaceID.NotFound"
-        | "InvalidInstanceID.NotFound"
-        | "InvalidAttachmentID.NotFound"
-        | "InvalidAllocationID.NotFound"
-        | "InvalidAssociationID.NotFound"
-        | "InvalidAddress.NotFound" => ErrorKind::NotFound,
+        "IncorrectInstanceState" => ErrorKind::InstanceNotReady,
+        "InvalidInstanceID" if message.contains("not in a valid state") => {
+            ErrorKind::InstanceNotReady
+        }
+        "InvalidInstanceID.NotFound" => ErrorKind::NotFound(Resource::Instance),
+        "InvalidNetworkInterfaceID.NotFound" => ErrorKind::NotFound(Resource::NetworkInterface),
+        "InvalidAttachmentID.NotFound" => ErrorKind::NotFound(Resource::Attachment),
+        "InvalidAllocationID.NotFound" | "InvalidAddress.NotFound" => {
+            ErrorKind::NotFound(Resource::Address)
+        }
+        "InvalidAssociationID.NotFound" => ErrorKind::NotFound(Resource::Association),
         "ValidationError" if message.contains("No active Lifecycle Action found") => {
             ErrorKind::NoActiveAction
         }
@@ -208,6 +236,31 @@ mod tests {
                 "Resource.AlreadyAssociated",
                 "",
                 ErrorKind::AlreadyAssociated,
+            ),
+            (
+                "IncorrectInstanceState",
+                "The pending-instance-creation instance to which 'eni-1' is attached is not in a valid state for this operation",
+                ErrorKind::InstanceNotReady,
+            ),
+            (
+                "InvalidInstanceID",
+                "The pending instance 'i-1' is not in a valid state for this operation.",
+                ErrorKind::InstanceNotReady,
+            ),
+            (
+                "InvalidInstanceID.NotFound",
+                "The instance ID 'i-1' does not exist",
+                ErrorKind::NotFound(Resource::Instance),
+            ),
+            (
+                "InvalidNetworkInterfaceID.NotFound",
+                "The networkInterface ID 'eni-1' does not exist",
+                ErrorKind::NotFound(Resource::NetworkInterface),
+            ),
+            (
+                "InvalidAllocationID.NotFound",
+                "The allocation ID 'eipalloc-1' does not exist",
+                ErrorKind::NotFound(Resource::Address),
             ),
             (
                 "ValidationError",

@@ -16,13 +16,13 @@ use std::future::Future;
 pub use self::autoscaling::AutoScalingClient;
 #[cfg(feature = "aws-sdk")]
 pub use self::ec2::Ec2Client;
-pub use self::error::{AwsError, ErrorKind};
+pub use self::error::{AwsError, ErrorKind, Resource};
 #[cfg(feature = "aws-sdk")]
 pub use self::sdk::{load_sdk_config, retry_config, timeout_config};
 use crate::config::PoolName;
 use crate::model::{
-    ActionRef, Address, AllocationId, AssociationId, AttachmentId, Eni, EniId, GroupInstance,
-    InstanceId, LifecycleResult,
+    ActionRef, Address, AllocationId, AssociationId, AttachmentId, Ec2Instance, Eni, EniId,
+    GroupInstance, InstanceId, LifecycleResult,
 };
 
 /// What pinhook asks of Auto Scaling.
@@ -80,6 +80,13 @@ pub enum AddressFilter {
 
 /// What pinhook asks of EC2.
 pub trait Ec2Api: Send + Sync {
+    /// The instances EC2 knows, with their state; an instance it does not know is left out
+    /// (gone, or so new that EC2's reads do not show it yet).
+    fn instances(
+        &self,
+        instances: &[InstanceId],
+    ) -> impl Future<Output = Result<Vec<Ec2Instance>, AwsError>> + Send;
+
     fn network_interfaces(
         &self,
         filter: &EniFilter,

@@ -9,9 +9,8 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use super::AwsError;
 use crate::config::Settings;
 
-/// Per-attempt and per-call timeouts of every AWS call. A call that takes longer is retried,
-/// within the attempts the settings allow.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest any AWS call may take, all its attempts included. Each attempt is bounded by
+/// `PINHOOK_ATTEMPT_TIMEOUT_MS`, after which it is retried within the attempts allowed.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// Loads the AWS configuration from the environment (Lambda's role, region, and
@@ -19,7 +18,7 @@ const OPERATION_TIMEOUT: Duration = Duration::from_secs(45);
 pub async fn load_sdk_config(settings: &Settings) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .retry_config(retry_config(settings))
-        .timeout_config(timeout_config())
+        .timeout_config(timeout_config(settings))
         .load()
         .await
 }
@@ -32,9 +31,9 @@ pub fn retry_config(settings: &Settings) -> RetryConfig {
         .with_max_backoff(Duration::from_secs(5))
 }
 
-pub fn timeout_config() -> TimeoutConfig {
+pub fn timeout_config(settings: &Settings) -> TimeoutConfig {
     TimeoutConfig::builder()
-        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_attempt_timeout(settings.attempt_timeout)
         .operation_timeout(OPERATION_TIMEOUT)
         .build()
 }

@@ -36,7 +36,7 @@ fn ec2(rules: &[&Rule]) -> Ec2Sdk {
         .credentials_provider(Credentials::new("a", "b", None, None, "mock"))
         .http_client(create_mock_http_client())
         .retry_config(retry_config(&settings))
-        .timeout_config(timeout_config())
+        .timeout_config(timeout_config(&settings))
         .interceptor(interceptor(rules))
         .build();
     Ec2Sdk::from_conf(config)
@@ -50,7 +50,7 @@ fn asg(rules: &[&Rule]) -> AsgSdk {
         .credentials_provider(Credentials::new("a", "b", None, None, "mock"))
         .http_client(create_mock_http_client())
         .retry_config(retry_config(&settings))
-        .timeout_config(timeout_config())
+        .timeout_config(timeout_config(&settings))
         .interceptor(interceptor(rules))
         .build();
     AsgSdk::from_conf(config)

@@ -11,6 +11,7 @@ use aws_sdk_ec2::Client as Ec2Sdk;
 use aws_sdk_ec2::config::Credentials;
 use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
 use pinhook::aws::{AutoScalingClient, Ec2Client, retry_config};
+use pinhook::config::{HookConfig, Owner};
 use pinhook::metrics::MetricsSink;
 use pinhook::{Deadline, Outcome, Pinhook};
 use proptest::prelude::*;
@@ -145,6 +146,15 @@ fn run(event: &Value, instance: String, pool: String) -> Run {
         .http_status(200, Some(ok("autoscaling", "CompleteLifecycleAction", "")))
         .repeatedly()
         .build();
+    // A member described as being released is waited for, with heartbeats.
+    let heartbeat = mock!(AsgSdk::record_lifecycle_action_heartbeat)
+        .sequence()
+        .http_status(
+            200,
+            Some(ok("autoscaling", "RecordLifecycleActionHeartbeat", "")),
+        )
+        .repeatedly()
+        .build();
     let by_instance = mock!(Ec2Sdk::describe_network_interfaces)
         .match_requests(|r| {
             r.filters()
@@ -197,7 +207,7 @@ fn run(event: &Value, instance: String, pool: String) -> Run {
         .build();
     let mut ec2_rules = vec![&by_instance, &by_pool, &attach, &tags];
     ec2_rules.extend(by_id.iter());
-    let (asg, ec2) = clients(&[&describe, &hooks, &complete], &ec2_rules);
+    let (asg, ec2) = clients(&[&describe, &hooks, &complete, &heartbeat], &ec2_rules);
     let app = Pinhook::new(
         AutoScalingClient::new(asg),
         Ec2Client::new(ec2),
@@ -285,13 +295,20 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     /// Whatever else is broken in the event, an action it identifies (group, hook, instance),
-    /// for an instance AWS says is waiting, is completed exactly once.
+    /// for an instance AWS says is waiting, is completed exactly once when its hook is
+    /// pinhook's, and never when the metadata says it is another tool's.
     #[test]
     fn an_identified_action_is_completed_exactly_once_however_broken_the_rest(event in mangled_launch()) {
         let run = run(&event, describe_instance([true; 5]), pool_enis(&[[true, true, true, true, true, false]]));
-        prop_assert_eq!(run.complete_calls, 1, "{}", event);
-        prop_assert!(run.completed);
-        prop_assert!(matches!(run.outcome, Outcome::Continue | Outcome::Abandon));
+        let metadata = event.pointer("/detail/NotificationMetadata").and_then(Value::as_str);
+        if matches!(HookConfig::owner(metadata), Owner::Pinhook(_)) {
+            prop_assert_eq!(run.complete_calls, 1, "{}", event);
+            prop_assert!(run.completed);
+            prop_assert!(matches!(run.outcome, Outcome::Continue | Outcome::Abandon));
+        } else {
+            prop_assert_eq!(run.complete_calls, 0, "{}", event);
+            prop_assert_eq!(run.outcome, Outcome::Ignored);
+        }
     }
 
     /// AWS answers with any field left out: no panic, a clear outcome, and a completion exactly

@@ -457,8 +457,8 @@ async fn without_takeover_a_launch_waits_for_the_release_instead() {
         .clone();
     let new = instance_of(&launch);
 
-    // When the replacement's launch is handled with 3 s to live, and no release comes
-    let summary = world.deliver_within(&launch, Duration::from_secs(3)).await;
+    // When the replacement's launch is handled with 6 s to live, and no release comes
+    let summary = world.deliver_within(&launch, Duration::from_secs(6)).await;
 
     // Then it never took the address: it waited, heartbeating, and gave up at the deadline
     assert_eq!(summary.outcome, Outcome::Abandon, "{summary:?}");

@@ -435,8 +435,8 @@ async fn bad_metadata_names_the_key_and_still_completes_the_action() {
             Outcome::Continue,
         ),
         (
-            "pool=licence".to_owned(),
-            "not a JSON object",
+            json!({"pin": ["eni"], "pool": pool}).to_string(),
+            "\"pin\"",
             Outcome::Abandon,
         ),
         (

@@ -134,8 +134,13 @@ async fn lifecycle_actions_through_the_lambda_runtime_loop_pin_and_release() {
     // Given pinhook as deployed: the binary in the Lambda runtime loop, its settings and AWS
     // endpoint from the environment, and Lambda's deadline from the runtime API
     let world = World::new().await;
-    let runtime =
-        LambdaRuntime::start(world.emulator, &[("PINHOOK_COMPLETION_RESERVE_MS", "2000")]);
+    let runtime = LambdaRuntime::start(
+        world.emulator,
+        &[
+            ("PINHOOK_COMPLETION_RESERVE_MS", "2000"),
+            ("PINHOOK_ATTEMPT_TIMEOUT_MS", "1500"),
+        ],
+    );
     let net = world.network().await;
     let pool = unique("licence");
     let eni = world.eni_pool(&net, &pool, AZ_A, 1).await.remove(0);

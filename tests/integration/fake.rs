@@ -8,7 +8,8 @@ use std::time::Duration;
 use pinhook::aws::{AddressFilter, AutoScalingApi, AwsError, Ec2Api, EniFilter};
 use pinhook::model::{
     ActionRef, Address, AllocationId, AssociationId, Attachment, AttachmentId, AttachmentStatus,
-    Eni, EniId, GroupInstance, InstanceId, LifecycleResult, LifecycleState,
+    Ec2Instance, Eni, EniId, GroupInstance, InstanceId, LifecycleResult, LifecycleState,
+    PoolMember, RunState,
 };
 use tokio::time::Instant;
 
@@ -266,6 +267,20 @@ impl AutoScalingApi for FakeCloud {
 }
 
 impl Ec2Api for FakeCloud {
+    /// Every instance of the fake runs.
+    async fn instances(&self, instances: &[InstanceId]) -> Result<Vec<Ec2Instance>, AwsError> {
+        let state = self.state.lock().unwrap();
+        Ok(state
+            .instances
+            .iter()
+            .filter(|i| instances.contains(&i.instance))
+            .map(|i| Ec2Instance {
+                instance: i.instance.clone(),
+                state: RunState::Running,
+            })
+            .collect())
+    }
+
     async fn network_interfaces(&self, filter: &EniFilter) -> Result<Vec<Eni>, AwsError> {
         let state = self.state.lock().unwrap();
         Ok(state

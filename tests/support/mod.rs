@@ -294,7 +294,11 @@ pub fn fast_settings() -> Settings {
     Settings {
         attach_timeout: Duration::from_secs(15),
         poll_interval: Duration::from_millis(50),
-        completion_reserve: Duration::from_millis(500),
+        // one whole attempt of the completion, plus a little
+        completion_reserve: Duration::from_millis(2500),
+        attempt_timeout: Duration::from_secs(2),
+        // the emulator's reads do not lag unless a test makes them
+        consistency_window: Duration::from_millis(300),
         heartbeat_interval: Duration::from_secs(1),
         max_attempts: 3,
         metrics_namespace: "pinhook-test".to_owned(),
@@ -313,7 +317,7 @@ pub async fn sdk_config(endpoint: &str, settings: &Settings) -> SdkConfig {
         ))
         .endpoint_url(endpoint)
         .retry_config(retry_config(settings))
-        .timeout_config(timeout_config())
+        .timeout_config(timeout_config(settings))
         .load()
         .await
 }

@@ -1,0 +1,219 @@
+//! Pool ENIs: attached at a device index, settled once the attachment is `attached`, detached
+//! on release.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::{Member, MemberKind, Ready, Refusal, Slot, poll_until};
+use crate::aws::{AwsError, Ec2Api, EniFilter, ErrorKind, Resource};
+use crate::config::{INSTANCE_ENI_TAG, PoolName};
+use crate::model::{AttachmentStatus, Eni, InstanceId, PoolMember};
+
+/// The ENIs of one pool, for one instance, at one device index.
+pub struct EniKind<'a, E> {
+    ec2: &'a E,
+    pool: &'a PoolName,
+    instance: &'a InstanceId,
+    device_index: i32,
+    poll: Duration,
+}
+
+impl<'a, E: Ec2Api> EniKind<'a, E> {
+    pub fn new(
+        ec2: &'a E,
+        pool: &'a PoolName,
+        instance: &'a InstanceId,
+        device_index: i32,
+        poll: Duration,
+    ) -> Self {
+        Self {
+            ec2,
+            pool,
+            instance,
+            device_index,
+            poll,
+        }
+    }
+}
+
+impl<E: Ec2Api> MemberKind for EniKind<'_, E> {
+    type Member = Eni;
+
+    const ZONAL: bool = true;
+    const INSTANCE_TAG: &'static str = INSTANCE_ENI_TAG;
+    const SLOT_UNGUARDED: bool = false;
+
+    fn pool(&self) -> &PoolName {
+        self.pool
+    }
+
+    fn instance(&self) -> &InstanceId {
+        self.instance
+    }
+
+    async fn list(&self) -> Result<Vec<Eni>, AwsError> {
+        self.ec2
+            .network_interfaces(&EniFilter::Pool(self.pool.clone()))
+            .await
+    }
+
+    async fn prepare(
+        &mut self,
+        _interfaces: Vec<Eni>,
+        _members: &[Eni],
+        _until: Instant,
+    ) -> Result<Ready<Eni>, AwsError> {
+        Ok(Ready::Claim)
+    }
+
+    async fn claim(&self, member: &Eni) -> Result<(), AwsError> {
+        self.ec2
+            .attach_network_interface(&member.id, self.instance, self.device_index)
+            .await
+            .map(drop)
+    }
+
+    fn refusal(&self, err: &AwsError) -> Refusal {
+        match err.kind {
+            ErrorKind::InUse
+            | ErrorKind::ZoneMismatch
+            | ErrorKind::NotFound(Resource::NetworkInterface) => Refusal::Taken,
+            ErrorKind::DeviceIndexTaken => Refusal::SlotTaken,
+            ErrorKind::InstanceNotReady => Refusal::InstanceNotReady,
+            ErrorKind::NotFound(Resource::Instance) => Refusal::InstanceGone,
+            _ => Refusal::Failed,
+        }
+    }
+
+    async fn slot(&self) -> Result<Slot<Eni>, AwsError> {
+        let attached = self
+            .ec2
+            .network_interfaces(&EniFilter::AttachedTo(self.instance.clone()))
+            .await?;
+        let at_index = attached.into_iter().find(|e| {
+            e.attachment_instance() == Some(self.instance)
+                && e.attachment.as_ref().and_then(|a| a.device_index) == Some(self.device_index)
+        });
+        Ok(match at_index {
+            Some(eni) if eni.in_pool(self.pool.as_str()) => Slot::Pool(eni),
+            Some(eni) => Slot::Foreign(eni.id.to_string()),
+            None => Slot::Empty,
+        })
+    }
+
+    fn occupied(&self, occupant: &str) -> String {
+        format!(
+            "device index {} of {} is taken by {occupant}, which is not in pool {:?}; set \"device_index\" in the hook metadata to a free index",
+            self.device_index, self.instance, self.pool
+        )
+    }
+
+    fn slot_interfaces(&self) -> &[Eni] {
+        &[]
+    }
+
+    async fn settle(
+        &self,
+        member: &Eni,
+        until: Instant,
+    ) -> Result<Result<Member, String>, AwsError> {
+        let (ec2, eni, instance) = (self.ec2, &member.id, self.instance);
+        let settled = poll_until(self.poll, until, || async move {
+            let Some(current) = ec2.network_interface(eni).await? else {
+                return Ok(Some(Err(format!("{eni} disappeared while attaching"))));
+            };
+            Ok(match &current.attachment {
+                Some(a) if a.instance.as_ref() == Some(instance) => {
+                    (a.status == AttachmentStatus::Attached).then_some(Ok(current))
+                }
+                Some(a) if a.instance.is_some() => Some(Err(format!(
+                    "{eni} was attached to {} instead",
+                    a.instance.as_ref().map_or("-", |i| i.as_str())
+                ))),
+                // EC2's reads may not show the attachment yet
+                _ => None,
+            })
+        })
+        .await?;
+        Ok(
+            match settled
+                .unwrap_or_else(|| Err(format!("{eni} did not reach the attached state in time")))
+            {
+                Ok(attached) => Ok(Member {
+                    id: eni.to_string(),
+                    mac_address: attached.mac_address,
+                    private_ip: attached.private_ip,
+                    public_ip: attached.public_ip,
+                }),
+                Err(reason) => Err(reason),
+            },
+        )
+    }
+
+    async fn roll_back(&self, member: &Eni) {
+        let attachment = match self.ec2.network_interface(&member.id).await {
+            Ok(Some(current)) if current.attachment_instance() == Some(self.instance) => {
+                current.attachment.and_then(|a| a.id)
+            }
+            _ => None,
+        };
+        let Some(attachment) = attachment else {
+            return;
+        };
+        match self.ec2.detach_network_interface(&attachment).await {
+            Ok(()) => {
+                info!(member = %member.id, "detached the member whose attachment never settled")
+            }
+            Err(err) => {
+                warn!(member = %member.id, error = %err, "could not detach the member whose attachment never settled")
+            }
+        }
+    }
+
+    async fn held_members(&self) -> Result<Vec<Eni>, AwsError> {
+        self.ec2
+            .network_interfaces(&EniFilter::HeldBy(self.instance.clone()))
+            .await
+    }
+
+    fn attached(interfaces: &[Eni]) -> Vec<Eni> {
+        interfaces.to_vec()
+    }
+
+    async fn release(
+        &self,
+        member: &Eni,
+        holder: &InstanceId,
+        until: Instant,
+    ) -> Result<(), String> {
+        // Never the primary interface, never an attachment to anyone but the holder.
+        if member.attachment_instance() != Some(holder) || member.is_primary() {
+            return Ok(());
+        }
+        let Some(attachment) = member.attachment.as_ref().and_then(|a| a.id.as_ref()) else {
+            return Err("AWS described the attachment without an attachment id".into());
+        };
+        match self.ec2.detach_network_interface(attachment).await {
+            Ok(()) => {}
+            Err(err) if err.not_found().is_some() => {}
+            Err(err) => return Err(err.to_string()),
+        }
+        let (ec2, eni) = (self.ec2, &member.id);
+        let detached = poll_until(self.poll, until, || async move {
+            Ok::<_, String>(match ec2.network_interface(eni).await {
+                Ok(None) => Some(()),
+                Ok(Some(current)) if current.attachment_instance() != Some(holder) => Some(()),
+                Ok(Some(_)) => None,
+                Err(err) if err.is(ErrorKind::Transient) => {
+                    warn!(error = %err, "could not read the interface; waiting on");
+                    None
+                }
+                Err(err) => return Err(err.to_string()),
+            })
+        })
+        .await?;
+        detached.ok_or_else(|| format!("{eni} was still attached when the wait ran out"))
+    }
+}
