@@ -410,14 +410,15 @@ async fn associate_address_refuses_an_associated_address_without_reassociation()
             .send()
     };
 
+    let before = world.address_state(&address).await.association;
     let err = associate(eni_2.clone()).await.unwrap_err();
     let again = associate(eni_1.clone()).await;
 
     assert_eq!(err.code(), Some("Resource.AlreadyAssociated"));
-    assert!(
-        again.is_ok(),
-        "the same association again is a no-op: {again:?}"
-    );
+    // AssociateAddress: "This is an idempotent operation. If you perform the operation more
+    // than once, Amazon EC2 doesn't return an error."
+    let again = again.unwrap_or_else(|e| panic!("the same association again is a no-op: {e:?}"));
+    assert_eq!(again.association_id().map(str::to_owned), before);
     let state = world.address_state(&address).await;
     assert_eq!(
         (state.instance.as_deref(), state.eni.as_deref()),
@@ -457,4 +458,90 @@ async fn a_nat_gateways_address_is_associated_with_its_interface() {
         "{state:?}"
     );
     assert_eq!(state.instance, None);
+}
+
+#[tokio::test]
+async fn a_booting_instance_refuses_attachments_and_associations_with_incorrect_instance_state() {
+    // Given a group instance that boots for a minute
+    let world = World::new().await;
+    let net = world.network().await;
+    let group = world
+        .group(GroupSpec {
+            subnets: vec![net.subnet_a.clone()],
+            launch_metadata: None,
+            terminate_metadata: None,
+            extra_terminate_hook: false,
+            max_size: 1,
+        })
+        .await;
+    world.emulator.boot_delay(&group.name, 60.0);
+    world.scale(&group, 1).await;
+    let (instance, _, _) = world.instances(&group).await.remove(0);
+    assert_eq!(world.ec2_state(&instance).await, "pending");
+    let eni = world.eni(&net.subnet_a, &[]).await;
+    let address = world.eip(&[]).await;
+    let primary = world.interface_at(&instance, 0).await.id;
+
+    let attach = world
+        .ec2
+        .attach_network_interface()
+        .network_interface_id(&eni)
+        .instance_id(&instance)
+        .device_index(1)
+        .send()
+        .await
+        .unwrap_err();
+    let associate = world
+        .ec2
+        .associate_address()
+        .allocation_id(&address)
+        .network_interface_id(&primary)
+        .allow_reassociation(false)
+        .send()
+        .await
+        .unwrap_err();
+
+    let (code, message) = code_and_message(&attach);
+    assert_eq!(code, "IncorrectInstanceState", "{message}");
+    let (code, message) = code_and_message(&associate);
+    assert_eq!(code, "IncorrectInstanceState");
+    // as AWS answers (terraform-provider-aws#19699)
+    assert_eq!(
+        message,
+        format!(
+            "The pending-instance-creation instance to which '{primary}' is attached is not in a valid state for this operation"
+        )
+    );
+    assert_eq!(world.eni_state(&eni).await.status, "available");
+    assert_eq!(world.address_state(&address).await.association, None);
+}
+
+#[tokio::test]
+async fn with_a_read_lag_a_describe_answers_as_an_earlier_one_did() {
+    // Given an emulator of its own whose EC2 reads lag by up to two seconds
+    let world = World::dedicated().await;
+    let net = world.network().await;
+    let instance = world.lone_instance(&net.subnet_a).await;
+    let eni = world.eni(&net.subnet_a, &[]).await;
+    world
+        .emulator
+        .settings(json!({"read_lag": 2.0, "lag_mode": "max"}));
+    let before = world.eni_state(&eni).await;
+
+    // When the ENI is attached
+    world.attach(&eni, &instance, 1).await;
+    let right_after = world.eni_state(&eni).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let later = world.eni_state(&eni).await;
+
+    // Then a describe right after still answers as before the attach, and one later does not
+    assert_eq!(before.status, "available");
+    assert_eq!(right_after, before, "a lagging read");
+    assert_eq!(later.instance.as_deref(), Some(instance.as_str()));
+    let settings = world.emulator.settings(json!({"read_lag": 0}));
+    assert!(
+        settings["stale_answers"].as_u64().unwrap() >= 1,
+        "{settings}"
+    );
+    world.emulator.stop();
 }

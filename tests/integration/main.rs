@@ -5,6 +5,7 @@
 mod support;
 
 mod adapter_errors;
+mod aws_time;
 mod bad_input;
 mod eip;
 mod emulator;
@@ -12,6 +13,8 @@ mod eni_launch;
 mod eni_release;
 mod events;
 mod fake;
+mod foreign_hooks;
 mod reliability;
+mod takeover;
 mod template;
 mod waiting;

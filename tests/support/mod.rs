@@ -141,6 +141,11 @@ pub struct Emulator {
 
 impl Emulator {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// An emulator started with extra options, e.g. `["--boot-delay", "2"]`.
+    pub fn start_with(options: &[&str]) -> Self {
         let python = std::env::var_os("PINHOOK_PYTHON")
             .map(PathBuf::from)
             .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
@@ -160,6 +165,7 @@ impl Emulator {
             ])
             .arg("--port-file")
             .arg(&port_file)
+            .args(options)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()
@@ -272,11 +278,33 @@ impl Emulator {
 
     /// Before `victim`'s next AttachNetworkInterface lands, `winner` takes that very ENI.
     pub fn arm_claimer(&self, victim: &str, winner: &str) {
+        self.arm_claimers(victim, &[winner]);
+    }
+
+    /// Before each of `victim`'s next claims lands, the next of `winners` takes that very
+    /// member: `victim` loses that many claims in a row.
+    pub fn arm_claimers(&self, victim: &str, winners: &[&str]) {
         self.control(
             "POST",
             "claimers",
-            Some(&json!({"instance_id": victim, "by_instance_id": winner})),
+            Some(&json!({"instance_id": victim, "by_instance_ids": winners})),
         );
+    }
+
+    /// Changes the emulator's settings (`POST /_pinhook/settings`).
+    pub fn settings(&self, settings: Value) -> Value {
+        self.control("POST", "settings", Some(&settings))
+    }
+
+    /// New instances of the group stay `pending` this long, as EC2 keeps them while they boot.
+    pub fn boot_delay(&self, group: &str, seconds: f64) {
+        self.settings(json!({"boot_delay": seconds, "group": group}));
+    }
+
+    /// EC2's reads lag its writes by up to `seconds` (0 turns the lag off). For an emulator of
+    /// the test's own: the lag applies to every EC2 read.
+    pub fn read_lag(&self, seconds: f64) {
+        self.settings(json!({"read_lag": seconds, "lag_mode": "random", "lag_seed": 8}));
     }
 }
 
@@ -778,14 +806,38 @@ impl World {
     }
 
     pub async fn hook(&self, group: &str, hook: &str, transition: &str, metadata: &str) {
+        self.any_hook(group, hook, transition, Some(metadata)).await;
+    }
+
+    /// A lifecycle hook with any metadata, or none: another tool's, or pinhook's.
+    pub async fn any_hook(
+        &self,
+        group: &str,
+        hook: &str,
+        transition: &str,
+        metadata: Option<&str>,
+    ) {
         self.asg
             .put_lifecycle_hook()
             .auto_scaling_group_name(group)
             .lifecycle_hook_name(hook)
             .lifecycle_transition(transition)
-            .notification_metadata(metadata)
+            .set_notification_metadata(metadata.map(str::to_owned))
             .heartbeat_timeout(300)
             .default_result("ABANDON")
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Completes a lifecycle action as the tool that owns its hook would.
+    pub async fn complete(&self, action: &Value, result: &str) {
+        self.asg
+            .complete_lifecycle_action()
+            .auto_scaling_group_name(action["group"].as_str().unwrap())
+            .lifecycle_hook_name(action["hook"].as_str().unwrap())
+            .lifecycle_action_token(action["token"].as_str().unwrap())
+            .lifecycle_action_result(result)
             .send()
             .await
             .unwrap();

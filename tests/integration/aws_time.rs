@@ -1,0 +1,268 @@
+//! pinhook in AWS's time, against the emulator: an instance still booting when its launch event
+//! arrives, two copies of one event at once with fresh and with lagging reads, and AWS calls
+//! that hang past the function's deadline.
+
+use std::time::{Duration, Instant};
+
+use pinhook::Outcome;
+use pinhook::handler::Completion;
+use serde_json::{Value, json};
+
+use crate::support::{AZ_A, Group, GroupSpec, World, hook_metadata, instance_of, unique};
+
+/// A group in AZ a pinning from a fresh pool of `members` (ENIs, or Elastic IPs), and the pool.
+async fn pinning_group(world: &World, pin: &str, members: usize) -> (Group, String, Vec<String>) {
+    let net = world.network().await;
+    let pool = unique(pin);
+    let members = match pin {
+        "eni" => world.eni_pool(&net, &pool, AZ_A, members).await,
+        _ => world.eip_pool(&pool, members).await,
+    };
+    let metadata = hook_metadata(pin, &pool, json!({}));
+    let group = world
+        .group(GroupSpec::pinning(vec![net.subnet_a.clone()], metadata, 2))
+        .await;
+    (group, pool, members)
+}
+
+/// The members of the pool the instance holds, as AWS sees them.
+async fn held_by(world: &World, pin: &str, members: &[String], instance: &str) -> Vec<String> {
+    let mut held = Vec::new();
+    for member in members {
+        let holder = match pin {
+            "eni" => world.eni_state(member).await.instance,
+            _ => world.address_state(member).await.instance,
+        };
+        if holder.as_deref() == Some(instance) {
+            held.push(member.clone());
+        }
+    }
+    held
+}
+
+/// The requests of the claim calls for the instance, as (status, error code).
+fn claims(world: &World, pin: &str, instance: &str, primary: &str) -> Vec<(Value, Value)> {
+    let requests = match pin {
+        "eni" => world.emulator.requests(&[
+            ("action", "AttachNetworkInterface"),
+            ("InstanceId", instance),
+        ]),
+        _ => world.emulator.requests(&[
+            ("action", "AssociateAddress"),
+            ("NetworkInterfaceId", primary),
+        ]),
+    };
+    requests
+        .iter()
+        .map(|r| (r["status"].clone(), r["code"].clone()))
+        .collect()
+}
+
+async fn a_booting_instance_is_waited_for_then_pinned(pin: &str) {
+    // Given a group whose new instances boot for two seconds (EC2 state `pending`)
+    let world = World::new().await;
+    let (group, _, members) = pinning_group(&world, pin, 2).await;
+    world.emulator.boot_delay(&group.name, 2.0);
+    world.scale(&group, 1).await;
+    let event = world.emulator.pending_events(&group.name).remove(0);
+    let instance = instance_of(&event);
+    assert_eq!(world.ec2_state(&instance).await, "pending");
+    let primary = world.interface_at(&instance, 0).await.id;
+
+    // When its launch event arrives at once
+    let started = Instant::now();
+    let summary = world.deliver(&event).await;
+
+    // Then AWS refused the claim while the instance booted, and pinhook waited and pinned it
+    assert_eq!(summary.outcome, Outcome::Continue, "{pin}: {summary:?}");
+    assert!(started.elapsed() >= Duration::from_millis(1500), "{pin}");
+    let reason = summary.reason.clone().unwrap_or_default();
+    assert!(reason.contains("to boot"), "{pin}: {reason}");
+    let claims = claims(&world, pin, &instance, &primary);
+    assert_eq!(
+        claims.first(),
+        Some(&(json!(400), json!("IncorrectInstanceState"))),
+        "{pin}: {claims:?}"
+    );
+    assert_eq!(
+        claims.last(),
+        Some(&(json!(200), Value::Null)),
+        "{pin}: {claims:?}"
+    );
+    let member = summary.member.clone().unwrap();
+    assert_eq!(held_by(&world, pin, &members, &instance).await, [member]);
+    assert_eq!(world.ec2_state(&instance).await, "running");
+    assert!(world.metric("BootWait") >= 1500.0, "{pin}");
+}
+
+#[tokio::test]
+async fn an_eni_launch_waits_for_an_instance_that_boots_for_two_seconds() {
+    a_booting_instance_is_waited_for_then_pinned("eni").await;
+}
+
+#[tokio::test]
+async fn an_elastic_ip_launch_waits_for_an_instance_that_boots_for_two_seconds() {
+    a_booting_instance_is_waited_for_then_pinned("eip").await;
+}
+
+/// Two copies of one launch event delivered at once, each its own invocation: one member, one
+/// accepted CONTINUE, lease tags that match, whether EC2's reads are fresh or lag by up to
+/// three seconds.
+async fn two_copies_of_one_launch(pin: &str, lag: bool) {
+    let mut world = match lag {
+        true => World::dedicated().await,
+        false => World::new().await,
+    };
+    // pinhook looks again after a conflict once reads can have caught up
+    world.settings.consistency_window = Duration::from_millis(3500);
+    let (group, pool, members) = pinning_group(&world, pin, 3).await;
+    world.scale(&group, 1).await;
+    let event = world.emulator.pending_events(&group.name).remove(0);
+    let instance = instance_of(&event);
+    if lag {
+        world.emulator.read_lag(3.0);
+    }
+
+    let deliveries = world.burst(&[event], 2, 0).await;
+
+    if lag {
+        world.emulator.read_lag(0.0);
+    }
+    let case = format!("{pin}, lag {lag}");
+    assert_eq!(deliveries.failed, 0, "{case}: {deliveries:?}");
+    for summary in &deliveries.summaries {
+        assert_eq!(summary.outcome, Outcome::Continue, "{case}: {summary:?}");
+    }
+    let completions: Vec<_> = deliveries.summaries.iter().map(|s| s.completion).collect();
+    assert!(
+        completions.contains(&Some(Completion::Completed)),
+        "{case}: {completions:?}"
+    );
+    let held = held_by(&world, pin, &members, &instance).await;
+    assert_eq!(held.len(), 1, "{case}: {held:?}");
+    let action = world.emulator.action_of(&group.name, &instance, "launch");
+    assert_eq!(action["complete_calls"]["accepted"], 1, "{case}: {action}");
+    assert_eq!(action["result"], "CONTINUE", "{case}: {action}");
+    let lease_tag = if pin == "eni" {
+        "pinhook:eni"
+    } else {
+        "pinhook:eip"
+    };
+    assert_eq!(
+        world.instance_tag(&instance, lease_tag).await.as_deref(),
+        Some(held[0].as_str()),
+        "{case}"
+    );
+    let census = world.census(&group, &pool, pin).await;
+    assert_eq!(
+        (
+            census.pinned,
+            census.lease_mismatches,
+            census.double_held_members
+        ),
+        (1, 0, 0),
+        "{case}: {census:?}"
+    );
+    if lag {
+        world.emulator.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_copies_of_an_eni_launch_pin_one_member_with_fresh_reads() {
+    two_copies_of_one_launch("eni", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_copies_of_an_eni_launch_pin_one_member_with_lagging_reads() {
+    two_copies_of_one_launch("eni", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_copies_of_an_elastic_ip_launch_pin_one_address_with_fresh_reads() {
+    two_copies_of_one_launch("eip", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_copies_of_an_elastic_ip_launch_pin_one_address_with_lagging_reads() {
+    two_copies_of_one_launch("eip", true).await;
+}
+
+/// Makes every request for these actions hang for a minute.
+fn hang(world: &World, actions: &[&str]) {
+    world.emulator.control(
+        "POST",
+        "faults",
+        Some(&json!({"rate": 0, "slow_rate": 1.0, "slow_seconds": [60, 60], "actions": actions})),
+    );
+}
+
+#[tokio::test]
+async fn a_terminate_whose_aws_calls_hang_is_completed_before_the_deadline() {
+    // Given a pinned instance leaving its group
+    let world = World::dedicated().await;
+    let (group, _, _) = pinning_group(&world, "eni", 1).await;
+    world.scale(&group, 1).await;
+    let launch = world.emulator.pending_events(&group.name).remove(0);
+    assert_eq!(world.deliver(&launch).await.outcome, Outcome::Continue);
+    world.scale(&group, 0).await;
+    let event = world.emulator.pending_events(&group.name).remove(0);
+
+    // When EC2 stops answering the calls of the release
+    hang(
+        &world,
+        &["DescribeNetworkInterfaces", "DetachNetworkInterface"],
+    );
+    let started = Instant::now();
+    let summary = world.deliver_within(&event, Duration::from_secs(8)).await;
+    let took = started.elapsed();
+
+    // Then the action is completed before the function's deadline, left to the sweep
+    assert!(took < Duration::from_secs(8), "{took:?}");
+    assert_eq!(summary.outcome, Outcome::Continue, "{summary:?}");
+    assert_eq!(
+        summary.completion,
+        Some(Completion::Completed),
+        "{summary:?}"
+    );
+    assert!(
+        summary
+            .reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("deadline"),
+        "{summary:?}"
+    );
+    assert!(world.metric("ReleaseFailed") >= 1.0);
+    world.emulator.stop();
+}
+
+#[tokio::test]
+async fn a_launch_whose_claim_hangs_is_completed_before_the_deadline_naming_the_member() {
+    // Given a launch whose AttachNetworkInterface never answers
+    let world = World::dedicated().await;
+    let (group, _, members) = pinning_group(&world, "eni", 1).await;
+    world.scale(&group, 1).await;
+    let event = world.emulator.pending_events(&group.name).remove(0);
+    hang(&world, &["AttachNetworkInterface"]);
+
+    let started = Instant::now();
+    let summary = world.deliver_within(&event, Duration::from_secs(8)).await;
+    let took = started.elapsed();
+
+    // Then it is completed with the failure outcome before the deadline, and the reason names
+    // the member whose claim may still land
+    assert!(took < Duration::from_secs(8), "{took:?}");
+    assert_eq!(summary.outcome, Outcome::Abandon, "{summary:?}");
+    assert_eq!(
+        summary.completion,
+        Some(Completion::Completed),
+        "{summary:?}"
+    );
+    let reason = summary.reason.unwrap_or_default();
+    assert!(
+        reason.contains("deadline") && reason.contains(&members[0]),
+        "{reason}"
+    );
+    world.emulator.stop();
+}
