@@ -25,9 +25,9 @@ moto's EC2 and Auto Scaling backends so that, like AWS:
   describe may answer as the same describe did up to that long ago.
 
 Beyond AWS's API it serves a small control API under /_pinhook/ for demos and tests: the pending
-lifecycle actions with the EventBridge event AWS would send for each, a one-shot "concurrent
-claimer" that takes an ENI just before an instance's AttachNetworkInterface lands, and per-action
-call counts. It binds to 127.0.0.1 only and exits when the process that started it exits.
+lifecycle actions with the EventBridge event AWS would send for each, "concurrent claimers" that
+take an ENI or an address just before an instance's claim lands, injected faults, the boot delay
+and read lag, and per-action call counts. It binds to 127.0.0.1 only and exits when the process that started it exits.
 """
 
 from __future__ import annotations

@@ -165,6 +165,12 @@ async fn run(mode: &str, options: &Options) -> (Census, Vec<String>) {
 
     let census = world.census(&group, &pool, mode).await;
     world.emulator.stop();
+    if let Some(error) = deliveries.errors.first() {
+        eprintln!(
+            "{mode}: {} deliveries failed for good; the first: {error}",
+            deliveries.failed
+        );
+    }
     let row = vec![
         mode.to_owned(),
         census.instances.to_string(),

@@ -1,8 +1,9 @@
 //! The demo: pinhook's main job end to end against the local AWS emulator, each lifecycle action
 //! delivered as an EventBridge event through the real Lambda runtime loop. Three scenarios: a
 //! pool of ENIs (fixed MACs), a pool of Elastic IPs (fixed public IPs), and single-instance high
-//! availability across AZs. Run it with `make demo`; it exits non-zero if anything is not
-//! pinned or released as expected.
+//! availability across AZs. As on AWS, every new instance is still booting (`pending`) when its
+//! launch event arrives, and the licence group carries another tool's hook beside pinhook's.
+//! Run it with `make demo`; it exits non-zero if anything is not pinned or released as expected.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -10,6 +11,9 @@ mod support;
 use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::time::Instant;
+
+/// Seconds a new instance boots (EC2 state `pending`) before it runs.
+const BOOT_SECONDS: &str = "1.5";
 
 use serde_json::{Value, json};
 use support::{
@@ -29,10 +33,13 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), String> {
-    step(
-        "starting the local AWS emulator (moto, made as strict as AWS by emulator/pinhook_emulator.py)",
-    );
-    let emulator: &'static Emulator = Box::leak(Box::new(Emulator::start()));
+    step(&format!(
+        "starting the local AWS emulator (moto, made as strict as AWS by emulator/pinhook_emulator.py); new instances boot for {BOOT_SECONDS} s"
+    ));
+    let emulator: &'static Emulator = Box::leak(Box::new(Emulator::start_with(&[
+        "--boot-delay",
+        BOOT_SECONDS,
+    ])));
     println!("    listening on {} (pid {})", emulator.url, emulator.pid());
     let world = World::on(emulator).await;
 
@@ -60,8 +67,8 @@ async fn run() -> Result<(), String> {
     println!("\n==> stopped pinhook, cargo-lambda and the emulator");
     if problems.is_empty() {
         println!(
-            "\ndemo passed: 4 instances pinned to 4 distinct ENIs in their own AZ and 2 to 2 distinct Elastic IPs, \
-             everything released on scale-in, and the HA replacement took its address over across AZs"
+            "\ndemo passed: 4 booting instances pinned to 4 distinct ENIs in their own AZ (another tool's hook left alone) \
+             and 2 to 2 distinct Elastic IPs, everything released on scale-in, and the HA replacement took its address over across AZs"
         );
         Ok(())
     } else {
@@ -93,10 +100,44 @@ async fn eni_scenario(
     let group = world
         .group_named("licensed-app", spec(net, metadata, 4))
         .await;
+    step(
+        "the group also carries another tool's launch hook, \"node-ready\", with no metadata: pinhook must leave its actions alone",
+    );
+    world
+        .any_hook(
+            &group.name,
+            "node-ready",
+            "autoscaling:EC2_INSTANCE_LAUNCHING",
+            None,
+        )
+        .await;
 
-    step("scaling out to 4 instances: each waits in Pending:Wait for its launch hook");
-    world.scale(&group, 4).await;
-    deliver_all(runtime, world.emulator.pending_events(&group.name))?;
+    for n in 1..=4 {
+        step(&format!(
+            "scaling out to {n}: the new instance boots, and waits in Pending:Wait for both launch hooks"
+        ));
+        world.scale(&group, n).await;
+        let actions = world.emulator.actions(&group.name, false);
+        let summaries = deliver_all(
+            runtime,
+            actions.iter().map(|a| a["event"].clone()).collect(),
+        )?;
+        check_pins_waited_for_boot(&summaries, problems);
+        for action in actions.iter().filter(|a| a["hook"] == "node-ready") {
+            let instance = action["instance_id"].as_str().unwrap_or_default();
+            let waiting = world.lifecycle_state(instance).await.unwrap_or_default();
+            world.complete(action, "CONTINUE").await;
+            let now = world.lifecycle_state(instance).await.unwrap_or_default();
+            println!(
+                "    the node-readiness tool completes its own action: {instance} was {waiting}, is now {now}"
+            );
+            if waiting != "Pending:Wait" || now != "InService" {
+                problems.push(format!(
+                    "{instance} did not wait for the other tool's hook ({waiting} -> {now})"
+                ));
+            }
+        }
+    }
 
     step("the instances");
     let mut pinned = BTreeSet::new();
@@ -176,9 +217,12 @@ async fn eip_scenario(
     let group = world
         .group_named("egress-nodes", spec(net, metadata, 2))
         .await;
-    step("scaling out to 2 instances");
-    world.scale(&group, 2).await;
-    deliver_all(runtime, world.emulator.pending_events(&group.name))?;
+    for n in 1..=2 {
+        step(&format!("scaling out to {n}: the new instance boots"));
+        world.scale(&group, n).await;
+        let summaries = deliver_all(runtime, world.emulator.pending_events(&group.name))?;
+        check_pins_waited_for_boot(&summaries, problems);
+    }
 
     step("the instances and their public IPs");
     let mut held = BTreeSet::new();
@@ -236,7 +280,8 @@ async fn ha_scenario(
     ));
     let group = world.group_named("single-ha", spec(net, metadata, 1)).await;
     world.scale(&group, 1).await;
-    deliver_all(runtime, world.emulator.pending_events(&group.name))?;
+    let summaries = deliver_all(runtime, world.emulator.pending_events(&group.name))?;
+    check_pins_waited_for_boot(&summaries, problems);
     let Some((old, old_az, _)) = world.instances(&group).await.into_iter().next() else {
         return Err("the HA group launched no instance".into());
     };
@@ -260,7 +305,7 @@ async fn ha_scenario(
     }
 
     step(
-        "delivering the replacement's launch: its old holder is terminating, so it takes the address over",
+        "delivering the replacement's launch: its old holder is terminating, so once the replacement runs it takes the address over",
     );
     let actions = world.emulator.actions(&group.name, false);
     let launches: Vec<Value> = actions
@@ -268,7 +313,8 @@ async fn ha_scenario(
         .filter(|a| a["instance_id"] != old.as_str())
         .map(|a| a["event"].clone())
         .collect();
-    deliver_all(runtime, launches)?;
+    let summaries = deliver_all(runtime, launches)?;
+    check_pins_waited_for_boot(&summaries, problems);
     step(&format!(
         "delivering {old}'s terminate action: nothing of its own left to release"
     ));
@@ -312,11 +358,12 @@ fn step(text: &str) {
     println!("\n==> {text}");
 }
 
-/// Invokes the function once per event, through the Lambda runtime loop.
-fn deliver_all(runtime: &LambdaRuntime, events: Vec<Value>) -> Result<(), String> {
+/// Invokes the function once per event, through the Lambda runtime loop; the summaries.
+fn deliver_all(runtime: &LambdaRuntime, events: Vec<Value>) -> Result<Vec<Value>, String> {
     if events.is_empty() {
         return Err("the emulator has no pending lifecycle action".into());
     }
+    let mut summaries = Vec::new();
     for event in events {
         let started = Instant::now();
         let summary = runtime.invoke(&event);
@@ -332,8 +379,24 @@ fn deliver_all(runtime: &LambdaRuntime, events: Vec<Value>) -> Result<(), String
         if summary.get("errorType").is_some() {
             return Err(format!("the function failed: {summary}"));
         }
+        summaries.push(summary);
     }
-    Ok(())
+    Ok(summaries)
+}
+
+/// Each launch was pinned, and only once its instance had booted; other tools' actions were
+/// left alone.
+fn check_pins_waited_for_boot(summaries: &[Value], problems: &mut Vec<String>) {
+    for summary in summaries {
+        let reason = summary["reason"].as_str().unwrap_or_default();
+        match summary["outcome"].as_str() {
+            Some("ignored") if reason.contains("belongs to another tool") => {}
+            Some("CONTINUE") if reason.contains("to boot") => {}
+            _ => problems.push(format!(
+                "a launch did not wait for its instance to boot and pin it: {summary}"
+            )),
+        }
+    }
 }
 
 async fn print_enis(world: &World, pool: &[String]) {

@@ -228,7 +228,9 @@ pub fn exhaustion(holdings: &[Holding<'_>], holder_states: &[GroupInstance]) -> 
     }
 }
 
-/// The instance's interface at the device index, once its attachment is complete.
+/// The instance's interface at the device index, once its attachment is complete. The primary
+/// interface is the instance's from the start, even while EC2 still reports it `attaching` for
+/// a booting instance; a claim on it then waits for the boot.
 pub fn interface_at<'a>(
     attached: &'a [Eni],
     instance: &InstanceId,
@@ -238,7 +240,8 @@ pub fn interface_at<'a>(
         e.attachment.as_ref().is_some_and(|a| {
             a.instance.as_ref() == Some(instance)
                 && a.device_index == Some(device_index)
-                && a.status == AttachmentStatus::Attached
+                && (a.status == AttachmentStatus::Attached
+                    || (device_index == 0 && a.status == AttachmentStatus::Attaching))
         })
     })
 }
@@ -675,6 +678,21 @@ mod tests {
             instance: id(instance),
             state: crate::model::RunState::parse(state),
         }
+    }
+
+    #[test]
+    fn a_secondary_interface_is_there_once_attached_and_the_primary_at_once() {
+        let mut attaching = eni(1, "az-a", Some(("i-1", 1)));
+        attaching.attachment.as_mut().unwrap().status = AttachmentStatus::Attaching;
+        let mut primary = eni(2, "az-a", Some(("i-1", 0)));
+        primary.attachment.as_mut().unwrap().status = AttachmentStatus::Attaching;
+        let interfaces = [attaching, primary];
+        assert!(interface_at(&interfaces, &id("i-1"), 1).is_none());
+        assert_eq!(
+            interface_at(&interfaces, &id("i-1"), 0).map(|e| e.id.as_str()),
+            Some("eni-0002")
+        );
+        assert!(interface_at(&interfaces, &id("i-2"), 0).is_none());
     }
 
     #[test]

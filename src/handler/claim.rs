@@ -86,6 +86,8 @@ pub(super) struct Claim<'a, A, E, K> {
     contended: u32,
     last_conflict: Option<Instant>,
     booted: Duration,
+    /// EC2 has confirmed the instance runs.
+    running: bool,
 }
 
 impl<'a, A: AutoScalingApi, E: Ec2Api, K: MemberKind> Claim<'a, A, E, K> {
@@ -111,6 +113,7 @@ impl<'a, A: AutoScalingApi, E: Ec2Api, K: MemberKind> Claim<'a, A, E, K> {
             contended: 0,
             last_conflict: None,
             booted: Duration::ZERO,
+            running: false,
         }
     }
 
@@ -140,9 +143,19 @@ impl<'a, A: AutoScalingApi, E: Ec2Api, K: MemberKind> Claim<'a, A, E, K> {
             let candidates = decide::candidates(&members, pool, &self.zone, instance);
             self.metrics
                 .set(metrics::FREE_MEMBERS, candidates.len() as f64, "Count");
+            let mut lost = false;
             for candidate in candidates.into_iter().take(CLAIMS_PER_PASS) {
-                if let Some(end) = self.attempt(candidate, None).await? {
-                    return Ok(end);
+                // Where another claim could displace a member a concurrent delivery has just
+                // put in the slot, look at the slot before claiming again. After the last claim
+                // of a pass, the fresh read of the pool below shows such a win anyway.
+                if lost && K::SLOT_UNGUARDED {
+                    if let Some(end) = self.look_at_slot(false).await? {
+                        return Ok(end);
+                    }
+                }
+                match self.attempt(candidate, None).await? {
+                    Some(end) => return Ok(end),
+                    None => lost = true,
                 }
             }
             // No candidate won: decide on a fresh read of the pool.
@@ -195,17 +208,15 @@ impl<'a, A: AutoScalingApi, E: Ec2Api, K: MemberKind> Claim<'a, A, E, K> {
                     self.metrics.add(metrics::CLAIM_CONFLICTS, 1.0);
                     self.last_conflict = Some(Instant::now());
                     info!(member = candidate.member_id(), error = %err, "member taken meanwhile; trying the next one");
-                    return match K::SLOT_UNGUARDED {
-                        true => self.look_at_slot(false).await,
-                        false => Ok(None),
-                    };
+                    return Ok(None);
                 }
                 Refusal::SlotTaken => {
                     self.last_conflict = Some(Instant::now());
                     return self.look_at_slot(true).await;
                 }
                 Refusal::InstanceNotReady => {
-                    if let Some(end) = self.wait_until_running(&err).await? {
+                    info!(error = %err, "the instance is not running yet; waiting for it to boot");
+                    if let Some(end) = self.wait_until_running(&err.to_string()).await? {
                         return Ok(Some(end));
                     }
                 }
@@ -369,6 +380,12 @@ impl<'a, A: AutoScalingApi, E: Ec2Api, K: MemberKind> Claim<'a, A, E, K> {
             asg,
             ec2.as_deref(),
         );
+        if !victims.is_empty() {
+            // A member taken from its holder must not sit free while the instance boots.
+            if let Some(end) = self.ensure_running().await? {
+                return Ok(Some(end));
+            }
+        }
         for victim in victims {
             let Some(holder) = victim.holder_instance() else {
                 continue;
@@ -385,16 +402,39 @@ impl<'a, A: AutoScalingApi, E: Ec2Api, K: MemberKind> Claim<'a, A, E, K> {
         Ok(None)
     }
 
+    /// Makes sure the instance runs before a claim that cannot wait: a booting instance is
+    /// waited for. An instance EC2 does not show yet is left to the claim to find out.
+    async fn ensure_running(&mut self) -> Result<Option<Pinning>, AwsError> {
+        if self.running {
+            return Ok(None);
+        }
+        let instance = &self.action.instance;
+        let described = self
+            .app
+            .ec2
+            .instances(std::slice::from_ref(instance))
+            .await?;
+        match described.into_iter().next().map(|i| i.state) {
+            Some(RunState::Pending) => {
+                info!("the instance is still booting; waiting for it before taking a member over");
+                self.wait_until_running("the instance is pending").await
+            }
+            Some(RunState::Running) | None => {
+                self.running = true;
+                Ok(None)
+            }
+            Some(state) => Ok(Some(Pinning::NotPinned(format!(
+                "{instance} is {state}, so it cannot be pinned"
+            )))),
+        }
+    }
+
     /// The instance is still booting: poll EC2 until it runs, with heartbeats if that takes
     /// long. `Some` ending when it never will, or the deadline comes first.
-    async fn wait_until_running(
-        &mut self,
-        refusal: &AwsError,
-    ) -> Result<Option<Pinning>, AwsError> {
+    async fn wait_until_running(&mut self, refusal: &str) -> Result<Option<Pinning>, AwsError> {
         let instance = &self.action.instance;
         let poll = self.app.settings.poll_interval;
         let started = Instant::now();
-        info!(error = %refusal, "the instance is not running yet; waiting for it to boot");
         loop {
             if Instant::now() + poll > self.budget.end {
                 return Ok(Some(Pinning::NotPinned(format!(
@@ -416,6 +456,7 @@ impl<'a, A: AutoScalingApi, E: Ec2Api, K: MemberKind> Claim<'a, A, E, K> {
             match described.into_iter().next().map(|i| i.state) {
                 Some(RunState::Running) => {
                     self.booted += started.elapsed();
+                    self.running = true;
                     return Ok(None);
                 }
                 // so new that EC2's reads may not show it yet

@@ -133,17 +133,23 @@ impl<E: Ec2Api> MemberKind for EipKind<'_, E> {
 
     async fn slot(&self) -> Result<Slot<Address>, AwsError> {
         let target = self.target("ec2:DescribeNetworkInterfaces")?;
-        let (interface, addresses) =
-            tokio::join!(self.ec2.network_interface(&target.id), self.list());
-        let on_target = addresses?.into_iter().find(|a| {
-            a.in_pool(self.pool.as_str()) && a.associated_interface() == Some(&target.id)
-        });
-        if let Some(address) = on_target {
-            return Ok(Slot::Pool(address));
-        }
-        Ok(match interface?.and_then(|eni| eni.elastic_ip) {
-            Some(foreign) => Slot::Foreign(foreign.to_string()),
-            None => Slot::Empty,
+        let Some(existing) = self
+            .ec2
+            .network_interface(&target.id)
+            .await?
+            .and_then(|eni| eni.elastic_ip)
+        else {
+            return Ok(Slot::Empty);
+        };
+        // Only an address on the interface needs the pool to say whose it is.
+        let in_pool = self
+            .list()
+            .await?
+            .into_iter()
+            .find(|a| a.allocation == existing && a.in_pool(self.pool.as_str()));
+        Ok(match in_pool {
+            Some(address) => Slot::Pool(address),
+            None => Slot::Foreign(existing.to_string()),
         })
     }
 

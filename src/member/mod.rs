@@ -73,7 +73,7 @@ pub trait MemberKind: Send + Sync {
     /// Whether a claim of another candidate could silently displace a member that a concurrent
     /// delivery has just put in the slot. AWS moves an Elastic IP off an interface that is given
     /// another, but refuses an ENI at a device index that is taken; where the slot is unguarded,
-    /// the engine looks at it after every lost claim.
+    /// the engine looks at it before claiming again after a lost claim.
     const SLOT_UNGUARDED: bool;
 
     /// The pool this kind is bound to.

@@ -8,7 +8,9 @@ use pinhook::Outcome;
 use pinhook::handler::Completion;
 use serde_json::{Value, json};
 
-use crate::support::{AZ_A, Group, GroupSpec, World, hook_metadata, instance_of, unique};
+use crate::support::{
+    AZ_A, Group, GroupSpec, World, fast_settings, hook_metadata, instance_of, unique,
+};
 
 /// A group in AZ a pinning from a fresh pool of `members` (ENIs, or Elastic IPs), and the pool.
 async fn pinning_group(world: &World, pin: &str, members: usize) -> (Group, String, Vec<String>) {
@@ -199,8 +201,8 @@ fn hang(world: &World, actions: &[&str]) {
 
 #[tokio::test]
 async fn a_terminate_whose_aws_calls_hang_is_completed_before_the_deadline() {
-    // Given a pinned instance leaving its group
-    let world = World::dedicated().await;
+    // Given a pinned instance leaving its group, and pinhook giving up on an attempt after 2 s
+    let world = World::dedicated_with(fast_settings()).await;
     let (group, _, _) = pinning_group(&world, "eni", 1).await;
     world.scale(&group, 1).await;
     let launch = world.emulator.pending_events(&group.name).remove(0);
@@ -240,7 +242,7 @@ async fn a_terminate_whose_aws_calls_hang_is_completed_before_the_deadline() {
 #[tokio::test]
 async fn a_launch_whose_claim_hangs_is_completed_before_the_deadline_naming_the_member() {
     // Given a launch whose AttachNetworkInterface never answers
-    let world = World::dedicated().await;
+    let world = World::dedicated_with(fast_settings()).await;
     let (group, _, members) = pinning_group(&world, "eni", 1).await;
     world.scale(&group, 1).await;
     let event = world.emulator.pending_events(&group.name).remove(0);

@@ -16,19 +16,47 @@ const REGION: &str = "us-east-1";
 
 /// The template with its intrinsic functions evaluated for these parameter values.
 fn template(group_names: &[&str]) -> Value {
+    template_with(group_names, &[])
+}
+
+/// The same, with the optional `HookNames` parameter.
+fn template_with(group_names: &[&str], hook_names: &[&str]) -> Value {
     let text = std::fs::read_to_string(repo_root().join("template.yaml")).expect("template.yaml");
     let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("template.yaml is YAML");
     let mut parameters = BTreeMap::new();
     parameters.insert("GroupNames".to_owned(), json!(group_names));
+    // CloudFormation passes an empty CommaDelimitedList default as one empty string
+    let hook_names = if hook_names.is_empty() {
+        &[""][..]
+    } else {
+        hook_names
+    };
+    parameters.insert("HookNames".to_owned(), json!(hook_names));
+    parameters.insert("HookGroupName".to_owned(), json!(""));
+    parameters.insert("AlarmTopicArn".to_owned(), json!(""));
     parameters.insert("AWS::Partition".to_owned(), json!("aws"));
     parameters.insert("AWS::Region".to_owned(), json!(REGION));
     parameters.insert("AWS::AccountId".to_owned(), json!(ACCOUNT));
     parameters.insert("AWS::NoValue".to_owned(), Value::Null);
+    // The conditions first: `If` picks its branch by them.
+    let conditions: Vec<(String, Value)> = yaml["Conditions"]
+        .as_mapping()
+        .expect("the template has conditions")
+        .iter()
+        .map(|(name, condition)| {
+            let name = name.as_str().unwrap().to_owned();
+            (
+                format!("condition:{name}"),
+                evaluate(condition, &parameters),
+            )
+        })
+        .collect();
+    parameters.extend(conditions);
     evaluate(&yaml, &parameters)
 }
 
 /// Evaluates the intrinsic functions the template uses (short and long forms): Ref, Sub,
-/// Join, Split, GetAtt (to a placeholder), If (to its first branch).
+/// Join, Split, GetAtt (to a placeholder), Equals, Not, and If by its condition.
 fn evaluate(yaml: &serde_yaml_ng::Value, parameters: &BTreeMap<String, Value>) -> Value {
     use serde_yaml_ng::Value as Y;
     match yaml {
@@ -129,8 +157,16 @@ fn intrinsic(function: &str, argument: &Value, parameters: &BTreeMap<String, Val
                 .as_str()
                 .map_or_else(|| argument.to_string(), str::to_owned)
         )),
-        "If" => argument[1].clone(),
-        "Not" | "Equals" => argument.clone(),
+        "If" => {
+            let condition = argument[0].as_str().unwrap();
+            let holds = parameters
+                .get(&format!("condition:{condition}"))
+                .and_then(Value::as_bool)
+                .unwrap_or_else(|| panic!("condition {condition} is not evaluated"));
+            argument[if holds { 1 } else { 2 }].clone()
+        }
+        "Equals" => json!(argument[0] == argument[1]),
+        "Not" => json!(!argument[0].as_bool().unwrap()),
         other => panic!("the template uses {other}, which this test does not evaluate"),
     }
 }
@@ -373,6 +409,25 @@ fn the_rule_matches_lifecycle_actions_of_the_named_groups_and_nothing_else() {
         target["DeadLetterConfig"]["Arn"],
         "getatt:DeadLetterQueue.Arn"
     );
+}
+
+#[test]
+fn with_hook_names_the_rule_narrows_on_pinhooks_hooks() {
+    let mut other_tool = sample_event("launch.json");
+    other_tool["detail"]["LifecycleHookName"] = json!("node-ready");
+    // Without HookNames, every hook of the served groups reaches pinhook, which leaves other
+    // tools' actions alone
+    let all_hooks = template(&["licensed-app"]);
+    let pattern = &all_hooks["Resources"]["LifecycleRule"]["Properties"]["EventPattern"];
+    assert!(matches(pattern, &sample_event("launch.json")));
+    assert!(matches(pattern, &other_tool));
+    // With HookNames, other tools' hooks do not invoke the function at all
+    let narrowed = template_with(&["licensed-app"], &["pinhook-launch", "pinhook-terminate"]);
+    let pattern = &narrowed["Resources"]["LifecycleRule"]["Properties"]["EventPattern"];
+    for sample in ["launch.json", "terminate.json"] {
+        assert!(matches(pattern, &sample_event(sample)), "{sample}");
+    }
+    assert!(!matches(pattern, &other_tool));
 }
 
 #[test]

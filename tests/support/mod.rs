@@ -424,17 +424,24 @@ impl World {
     }
 
     /// A world on an emulator of its own, for tests that load it or inject faults, with
-    /// pinhook's production retry policy (five attempts per call).
+    /// pinhook's production retry policy (five attempts per call). Each attempt may take 10 s:
+    /// a burst of a hundred invocations queues for seconds behind the emulator's one lock (AWS
+    /// answers in 50–150 ms), and an attempt that times out is still served, so a shorter timeout
+    /// turns the burst into a storm of retries. The completion's reserve covers that attempt.
     pub async fn dedicated() -> Self {
-        let emulator: &'static Emulator = Box::leak(Box::new(Emulator::start()));
-        Self::on_with(
-            emulator,
-            Settings {
-                max_attempts: Settings::default().max_attempts,
-                ..fast_settings()
-            },
-        )
+        Self::dedicated_with(Settings {
+            max_attempts: Settings::default().max_attempts,
+            attempt_timeout: Duration::from_secs(10),
+            completion_reserve: Duration::from_secs(11),
+            ..fast_settings()
+        })
         .await
+    }
+
+    /// A world on an emulator of its own, with these settings.
+    pub async fn dedicated_with(settings: Settings) -> Self {
+        let emulator: &'static Emulator = Box::leak(Box::new(Emulator::start()));
+        Self::on_with(emulator, settings).await
     }
 
     pub async fn on_with(emulator: &'static Emulator, settings: Settings) -> Self {
@@ -496,7 +503,7 @@ impl World {
                             .handle(&event, Deadline::after(Duration::from_secs(120)))
                             .await
                         {
-                            Ok(summary) => return (Some(summary), redeliveries),
+                            Ok(summary) => return (Ok(summary), redeliveries),
                             Err(_) if redeliveries < retries => {
                                 redeliveries += 1;
                                 tokio::time::sleep(Duration::from_millis(
@@ -504,7 +511,7 @@ impl World {
                                 ))
                                 .await;
                             }
-                            Err(_) => return (None, redeliveries),
+                            Err(err) => return (Err(err.to_string()), redeliveries),
                         }
                     }
                 });
@@ -516,8 +523,11 @@ impl World {
             deliveries.invocations += 1 + redeliveries;
             deliveries.redeliveries += redeliveries;
             match summary {
-                Some(summary) => deliveries.summaries.push(summary),
-                None => deliveries.failed += 1,
+                Ok(summary) => deliveries.summaries.push(summary),
+                Err(error) => {
+                    deliveries.failed += 1;
+                    deliveries.errors.push(error);
+                }
             }
         }
         deliveries
@@ -1144,8 +1154,9 @@ pub struct Deliveries {
     /// Invocations made, redeliveries included.
     pub invocations: usize,
     pub redeliveries: usize,
-    /// Deliveries that still failed after every redelivery.
+    /// Deliveries that still failed after every redelivery, and their last errors.
     pub failed: usize,
+    pub errors: Vec<String>,
     pub summaries: Vec<Summary>,
 }
 
