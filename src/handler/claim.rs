@@ -409,12 +409,7 @@ impl<'a, A: AutoScalingApi, E: Ec2Api, K: MemberKind> Claim<'a, A, E, K> {
             return Ok(None);
         }
         let instance = &self.action.instance;
-        let described = self
-            .app
-            .ec2
-            .instances(std::slice::from_ref(instance))
-            .await?;
-        match described.into_iter().next().map(|i| i.state) {
+        match self.run_state().await? {
             Some(RunState::Pending) => {
                 info!("the instance is still booting; waiting for it before taking a member over");
                 self.wait_until_running("the instance is pending").await
@@ -448,12 +443,7 @@ impl<'a, A: AutoScalingApi, E: Ec2Api, K: MemberKind> Claim<'a, A, E, K> {
                 return Ok(Some(end));
             }
             tokio::time::sleep(poll).await;
-            let described = self
-                .app
-                .ec2
-                .instances(std::slice::from_ref(instance))
-                .await?;
-            match described.into_iter().next().map(|i| i.state) {
+            match self.run_state().await? {
                 Some(RunState::Running) => {
                     self.booted += started.elapsed();
                     self.running = true;
@@ -468,6 +458,13 @@ impl<'a, A: AutoScalingApi, E: Ec2Api, K: MemberKind> Claim<'a, A, E, K> {
                 }
             }
         }
+    }
+
+    /// The instance's state as EC2 reports it; `None` while EC2's reads do not show it yet.
+    async fn run_state(&self) -> Result<Option<RunState>, AwsError> {
+        let instance = std::slice::from_ref(&self.action.instance);
+        let described = self.app.ec2.instances(instance).await?;
+        Ok(described.into_iter().next().map(|i| i.state))
     }
 
     /// Keeps the lifecycle action alive during a wait: a heartbeat whenever one is due, the

@@ -86,11 +86,12 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
                     .remaining()
                     .saturating_sub(self.settings.completion_reserve),
         );
-        let (pool, instance, poll) = (&config.pool, &action.instance, self.settings.poll_interval);
+        let pool = &config.pool;
+        let on = self.binding(pool, &action.instance);
         let pinning = async {
             match config.pin {
                 Pin::Eni { device_index } => {
-                    let kind = EniKind::new(&self.ec2, pool, instance, device_index, poll);
+                    let kind = EniKind::new(on, device_index);
                     self.pin_with(action, kind, pool, None, &budget, metrics)
                         .await
                 }
@@ -98,7 +99,7 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
                     interface,
                     takeover,
                 } => {
-                    let kind = EipKind::new(&self.ec2, pool, instance, interface, poll);
+                    let kind = EipKind::new(on, interface);
                     self.pin_with(action, kind, pool, Some(takeover), &budget, metrics)
                         .await
                 }

@@ -17,11 +17,12 @@ use tracing::{Instrument, Span, error, field, info, info_span, warn};
 use self::outcome::Ending;
 pub use self::outcome::{Completion, HandlerError, Outcome, Summary};
 use crate::aws::{AutoScalingApi, AwsError, Ec2Api, ErrorKind};
-use crate::config::{HookConfig, Owner, Settings};
+use crate::config::{HookConfig, Owner, PoolName, Settings};
 use crate::decide;
 use crate::event::{Incoming, LifecycleAction};
+use crate::member::Binding;
 use crate::metrics::{self, Metrics, MetricsSink};
-use crate::model::{ActionRef, GroupInstance, LifecycleState, Location, Transition};
+use crate::model::{ActionRef, GroupInstance, InstanceId, LifecycleState, Location, Transition};
 
 /// When the invocation must be done by: Lambda's deadline, on tokio's clock.
 #[derive(Debug, Clone, Copy)]
@@ -81,6 +82,16 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// A member kind's binding to a pool and an instance, on this function's EC2 adapter.
+    fn binding<'a>(&'a self, pool: &'a PoolName, instance: &'a InstanceId) -> Binding<'a, E> {
+        Binding {
+            ec2: &self.ec2,
+            pool,
+            instance,
+            poll: self.settings.poll_interval,
+        }
     }
 
     /// Handles one event delivered to the function.

@@ -123,18 +123,15 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
         metrics: &mut Metrics,
     ) -> Result<Releasing, HandlerError> {
         let instance = &action.instance;
-        let poll = self.settings.poll_interval;
+        // A release needs no device index: the ones given only matter for claims.
         let (enis, eips) = match pin {
             Some(Pin::Eni { device_index }) => (Some(device_index), None),
             Some(Pin::Eip { interface, .. }) => (None, Some(interface)),
             None => (Some(1), Some(0)),
         };
-        let eni = pool
-            .zip(enis)
-            .map(|(pool, index)| EniKind::new(&self.ec2, pool, instance, index, poll));
-        let eip = pool
-            .zip(eips)
-            .map(|(pool, index)| EipKind::new(&self.ec2, pool, instance, index, poll));
+        let on = pool.map(|pool| self.binding(pool, instance));
+        let eni = on.zip(enis).map(|(on, index)| EniKind::new(on, index));
+        let eip = on.zip(eips).map(|(on, index)| EipKind::new(on, index));
         let attached_to = EniFilter::AttachedTo(instance.clone());
         let (described, interfaces, held_enis, held_eips) = tokio::join!(
             self.describe(action),

@@ -1,11 +1,9 @@
 //! Pool Elastic IPs: associated with the instance's interface at a device index, disassociated
 //! on release. The address always stays allocated, in the pool.
 
-use std::time::Duration;
-
 use tokio::time::Instant;
 
-use super::{Member, MemberKind, Ready, Refusal, Slot, poll_until};
+use super::{Binding, Member, MemberKind, Ready, Refusal, Slot, poll_until};
 use crate::aws::{AddressFilter, AwsError, Ec2Api, EniFilter, ErrorKind, Resource};
 use crate::config::{INSTANCE_EIP_TAG, PoolName};
 use crate::decide;
@@ -13,29 +11,17 @@ use crate::model::{Address, Eni, InstanceId, PoolMember};
 
 /// The Elastic IPs of one pool, for one instance's interface at one device index.
 pub struct EipKind<'a, E> {
-    ec2: &'a E,
-    pool: &'a PoolName,
-    instance: &'a InstanceId,
+    on: Binding<'a, E>,
     interface: i32,
-    poll: Duration,
     /// The interface that receives the address, once found.
     target: Option<Eni>,
 }
 
 impl<'a, E: Ec2Api> EipKind<'a, E> {
-    pub fn new(
-        ec2: &'a E,
-        pool: &'a PoolName,
-        instance: &'a InstanceId,
-        interface: i32,
-        poll: Duration,
-    ) -> Self {
+    pub fn new(on: Binding<'a, E>, interface: i32) -> Self {
         Self {
-            ec2,
-            pool,
-            instance,
+            on,
             interface,
-            poll,
             target: None,
         }
     }
@@ -55,16 +41,17 @@ impl<E: Ec2Api> MemberKind for EipKind<'_, E> {
     const SLOT_UNGUARDED: bool = true;
 
     fn pool(&self) -> &PoolName {
-        self.pool
+        self.on.pool
     }
 
     fn instance(&self) -> &InstanceId {
-        self.instance
+        self.on.instance
     }
 
     async fn list(&self) -> Result<Vec<Address>, AwsError> {
-        self.ec2
-            .addresses(&AddressFilter::Pool(self.pool.clone()))
+        self.on
+            .ec2
+            .addresses(&AddressFilter::Pool(self.on.pool.clone()))
             .await
     }
 
@@ -77,9 +64,9 @@ impl<E: Ec2Api> MemberKind for EipKind<'_, E> {
         members: &[Address],
         until: Instant,
     ) -> Result<Ready<Address>, AwsError> {
-        let (ec2, instance, index) = (self.ec2, self.instance, self.interface);
+        let (ec2, instance, index) = (self.on.ec2, self.on.instance, self.interface);
         let mut first = Some(interfaces);
-        let found = poll_until(self.poll, until, || {
+        let found = poll_until(self.on.poll, until, || {
             let given = first.take();
             async move {
                 let interfaces = match given {
@@ -104,7 +91,7 @@ impl<E: Ec2Api> MemberKind for EipKind<'_, E> {
             None => Ready::Claim,
             Some(existing) => match members
                 .iter()
-                .find(|a| a.allocation == existing && a.in_pool(self.pool.as_str()))
+                .find(|a| a.allocation == existing && a.in_pool(self.on.pool.as_str()))
             {
                 Some(held) => Ready::Held(held.clone()),
                 None => Ready::Refused(self.occupied(existing.as_str())),
@@ -114,7 +101,8 @@ impl<E: Ec2Api> MemberKind for EipKind<'_, E> {
 
     async fn claim(&self, member: &Address) -> Result<(), AwsError> {
         let target = self.target("ec2:AssociateAddress")?;
-        self.ec2
+        self.on
+            .ec2
             .associate_address(&member.allocation, &target.id)
             .await
             .map(drop)
@@ -134,6 +122,7 @@ impl<E: Ec2Api> MemberKind for EipKind<'_, E> {
     async fn slot(&self) -> Result<Slot<Address>, AwsError> {
         let target = self.target("ec2:DescribeNetworkInterfaces")?;
         let Some(existing) = self
+            .on
             .ec2
             .network_interface(&target.id)
             .await?
@@ -146,7 +135,7 @@ impl<E: Ec2Api> MemberKind for EipKind<'_, E> {
             .list()
             .await?
             .into_iter()
-            .find(|a| a.allocation == existing && a.in_pool(self.pool.as_str()));
+            .find(|a| a.allocation == existing && a.in_pool(self.on.pool.as_str()));
         Ok(match in_pool {
             Some(address) => Slot::Pool(address),
             None => Slot::Foreign(existing.to_string()),
@@ -157,7 +146,7 @@ impl<E: Ec2Api> MemberKind for EipKind<'_, E> {
         let target = self.target.as_ref().map_or("-", |t| t.id.as_str());
         format!(
             "interface {target} (device index {}) already has Elastic IP {occupant}, which is not in pool {:?}; pinhook never replaces an address outside its pool",
-            self.interface, self.pool
+            self.interface, self.on.pool
         )
     }
 
@@ -207,7 +196,7 @@ impl<E: Ec2Api> MemberKind for EipKind<'_, E> {
         let Some(association) = member.association.as_ref().and_then(|a| a.id.as_ref()) else {
             return Err("AWS described the association without an association id".into());
         };
-        match self.ec2.disassociate_address(association).await {
+        match self.on.ec2.disassociate_address(association).await {
             Ok(()) => Ok(()),
             Err(err) if err.not_found().is_some() => Ok(()),
             Err(err) => Err(err.to_string()),

@@ -1,40 +1,23 @@
 //! Pool ENIs: attached at a device index, settled once the attachment is `attached`, detached
 //! on release.
 
-use std::time::Duration;
-
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::{Member, MemberKind, Ready, Refusal, Slot, poll_until};
+use super::{Binding, Member, MemberKind, Ready, Refusal, Slot, poll_until};
 use crate::aws::{AwsError, Ec2Api, EniFilter, ErrorKind, Resource};
 use crate::config::{INSTANCE_ENI_TAG, PoolName};
 use crate::model::{AttachmentStatus, Eni, InstanceId, PoolMember};
 
 /// The ENIs of one pool, for one instance, at one device index.
 pub struct EniKind<'a, E> {
-    ec2: &'a E,
-    pool: &'a PoolName,
-    instance: &'a InstanceId,
+    on: Binding<'a, E>,
     device_index: i32,
-    poll: Duration,
 }
 
 impl<'a, E: Ec2Api> EniKind<'a, E> {
-    pub fn new(
-        ec2: &'a E,
-        pool: &'a PoolName,
-        instance: &'a InstanceId,
-        device_index: i32,
-        poll: Duration,
-    ) -> Self {
-        Self {
-            ec2,
-            pool,
-            instance,
-            device_index,
-            poll,
-        }
+    pub fn new(on: Binding<'a, E>, device_index: i32) -> Self {
+        Self { on, device_index }
     }
 }
 
@@ -46,16 +29,17 @@ impl<E: Ec2Api> MemberKind for EniKind<'_, E> {
     const SLOT_UNGUARDED: bool = false;
 
     fn pool(&self) -> &PoolName {
-        self.pool
+        self.on.pool
     }
 
     fn instance(&self) -> &InstanceId {
-        self.instance
+        self.on.instance
     }
 
     async fn list(&self) -> Result<Vec<Eni>, AwsError> {
-        self.ec2
-            .network_interfaces(&EniFilter::Pool(self.pool.clone()))
+        self.on
+            .ec2
+            .network_interfaces(&EniFilter::Pool(self.on.pool.clone()))
             .await
     }
 
@@ -69,8 +53,9 @@ impl<E: Ec2Api> MemberKind for EniKind<'_, E> {
     }
 
     async fn claim(&self, member: &Eni) -> Result<(), AwsError> {
-        self.ec2
-            .attach_network_interface(&member.id, self.instance, self.device_index)
+        self.on
+            .ec2
+            .attach_network_interface(&member.id, self.on.instance, self.device_index)
             .await
             .map(drop)
     }
@@ -89,15 +74,16 @@ impl<E: Ec2Api> MemberKind for EniKind<'_, E> {
 
     async fn slot(&self) -> Result<Slot<Eni>, AwsError> {
         let attached = self
+            .on
             .ec2
-            .network_interfaces(&EniFilter::AttachedTo(self.instance.clone()))
+            .network_interfaces(&EniFilter::AttachedTo(self.on.instance.clone()))
             .await?;
         let at_index = attached.into_iter().find(|e| {
-            e.attachment_instance() == Some(self.instance)
+            e.attachment_instance() == Some(self.on.instance)
                 && e.attachment.as_ref().and_then(|a| a.device_index) == Some(self.device_index)
         });
         Ok(match at_index {
-            Some(eni) if eni.in_pool(self.pool.as_str()) => Slot::Pool(eni),
+            Some(eni) if eni.in_pool(self.on.pool.as_str()) => Slot::Pool(eni),
             Some(eni) => Slot::Foreign(eni.id.to_string()),
             None => Slot::Empty,
         })
@@ -106,7 +92,7 @@ impl<E: Ec2Api> MemberKind for EniKind<'_, E> {
     fn occupied(&self, occupant: &str) -> String {
         format!(
             "device index {} of {} is taken by {occupant}, which is not in pool {:?}; set \"device_index\" in the hook metadata to a free index",
-            self.device_index, self.instance, self.pool
+            self.device_index, self.on.instance, self.on.pool
         )
     }
 
@@ -119,8 +105,8 @@ impl<E: Ec2Api> MemberKind for EniKind<'_, E> {
         member: &Eni,
         until: Instant,
     ) -> Result<Result<Member, String>, AwsError> {
-        let (ec2, eni, instance) = (self.ec2, &member.id, self.instance);
-        let settled = poll_until(self.poll, until, || async move {
+        let (ec2, eni, instance) = (self.on.ec2, &member.id, self.on.instance);
+        let settled = poll_until(self.on.poll, until, || async move {
             let Some(current) = ec2.network_interface(eni).await? else {
                 return Ok(Some(Err(format!("{eni} disappeared while attaching"))));
             };
@@ -153,8 +139,8 @@ impl<E: Ec2Api> MemberKind for EniKind<'_, E> {
     }
 
     async fn roll_back(&self, member: &Eni) {
-        let attachment = match self.ec2.network_interface(&member.id).await {
-            Ok(Some(current)) if current.attachment_instance() == Some(self.instance) => {
+        let attachment = match self.on.ec2.network_interface(&member.id).await {
+            Ok(Some(current)) if current.attachment_instance() == Some(self.on.instance) => {
                 current.attachment.and_then(|a| a.id)
             }
             _ => None,
@@ -162,7 +148,7 @@ impl<E: Ec2Api> MemberKind for EniKind<'_, E> {
         let Some(attachment) = attachment else {
             return;
         };
-        match self.ec2.detach_network_interface(&attachment).await {
+        match self.on.ec2.detach_network_interface(&attachment).await {
             Ok(()) => {
                 info!(member = %member.id, "detached the member whose attachment never settled")
             }
@@ -173,8 +159,9 @@ impl<E: Ec2Api> MemberKind for EniKind<'_, E> {
     }
 
     async fn held_members(&self) -> Result<Vec<Eni>, AwsError> {
-        self.ec2
-            .network_interfaces(&EniFilter::HeldBy(self.instance.clone()))
+        self.on
+            .ec2
+            .network_interfaces(&EniFilter::HeldBy(self.on.instance.clone()))
             .await
     }
 
@@ -195,13 +182,13 @@ impl<E: Ec2Api> MemberKind for EniKind<'_, E> {
         let Some(attachment) = member.attachment.as_ref().and_then(|a| a.id.as_ref()) else {
             return Err("AWS described the attachment without an attachment id".into());
         };
-        match self.ec2.detach_network_interface(attachment).await {
+        match self.on.ec2.detach_network_interface(attachment).await {
             Ok(()) => {}
             Err(err) if err.not_found().is_some() => {}
             Err(err) => return Err(err.to_string()),
         }
-        let (ec2, eni) = (self.ec2, &member.id);
-        let detached = poll_until(self.poll, until, || async move {
+        let (ec2, eni) = (self.on.ec2, &member.id);
+        let detached = poll_until(self.on.poll, until, || async move {
             Ok::<_, String>(match ec2.network_interface(eni).await {
                 Ok(None) => Some(()),
                 Ok(Some(current)) if current.attachment_instance() != Some(holder) => Some(()),

@@ -53,6 +53,24 @@ pub enum Ready<M> {
     Refused(String),
 }
 
+/// What a kind is bound to: the EC2 adapter, one pool, one instance, and the pause between two
+/// reads while waiting on AWS.
+#[derive(Debug)]
+pub struct Binding<'a, E> {
+    pub ec2: &'a E,
+    pub pool: &'a PoolName,
+    pub instance: &'a InstanceId,
+    pub poll: Duration,
+}
+
+impl<E> Clone for Binding<'_, E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<E> Copy for Binding<'_, E> {}
+
 /// What was pinned, as the summary reports it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Member {

@@ -466,13 +466,7 @@ async fn a_booting_instance_refuses_attachments_and_associations_with_incorrect_
     let world = World::new().await;
     let net = world.network().await;
     let group = world
-        .group(GroupSpec {
-            subnets: vec![net.subnet_a.clone()],
-            launch_metadata: None,
-            terminate_metadata: None,
-            extra_terminate_hook: false,
-            max_size: 1,
-        })
+        .group(GroupSpec::bare(vec![net.subnet_a.clone()], 1))
         .await;
     world.emulator.boot_delay(&group.name, 60.0);
     world.scale(&group, 1).await;

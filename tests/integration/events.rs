@@ -24,6 +24,11 @@ async fn each_sample_event_replays_through_cargo_lambda_with_a_clear_answer() {
             "is in no Auto Scaling group",
         ),
         ("test-notification.json", "ignored", "test notification"),
+        (
+            "other-tool-launch.json",
+            "ignored",
+            "hook \"node-ready\" belongs to another tool",
+        ),
         ("malformed.json", "rejected", "no detail.EC2InstanceId"),
     ];
 

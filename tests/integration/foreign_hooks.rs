@@ -146,13 +146,7 @@ async fn a_broken_event_of_another_tools_hook_is_left_alone_too() {
     let world = World::new().await;
     let net = world.network().await;
     let group = world
-        .group(GroupSpec {
-            subnets: vec![net.subnet_a.clone()],
-            launch_metadata: None,
-            terminate_metadata: None,
-            extra_terminate_hook: false,
-            max_size: 2,
-        })
+        .group(GroupSpec::bare(vec![net.subnet_a.clone()], 2))
         .await;
     world
         .any_hook(&group.name, "bootstrap", LAUNCHING, Some("not json"))

@@ -413,8 +413,7 @@ fn the_rule_matches_lifecycle_actions_of_the_named_groups_and_nothing_else() {
 
 #[test]
 fn with_hook_names_the_rule_narrows_on_pinhooks_hooks() {
-    let mut other_tool = sample_event("launch.json");
-    other_tool["detail"]["LifecycleHookName"] = json!("node-ready");
+    let other_tool = sample_event("other-tool-launch.json");
     // Without HookNames, every hook of the served groups reaches pinhook, which leaves other
     // tools' actions alone
     let all_hooks = template(&["licensed-app"]);

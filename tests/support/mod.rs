@@ -391,6 +391,17 @@ pub struct GroupSpec {
 }
 
 impl GroupSpec {
+    /// A group with no hook of pinhook's, over the subnets.
+    pub fn bare(subnets: Vec<String>, max_size: i32) -> Self {
+        Self {
+            subnets,
+            launch_metadata: None,
+            terminate_metadata: None,
+            extra_terminate_hook: false,
+            max_size,
+        }
+    }
+
     /// A launch and a terminate hook with the same metadata, over the subnets.
     pub fn pinning(subnets: Vec<String>, metadata: String, max_size: i32) -> Self {
         Self {
