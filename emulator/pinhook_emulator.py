@@ -27,7 +27,8 @@ moto's EC2 and Auto Scaling backends so that, like AWS:
 Beyond AWS's API it serves a small control API under /_pinhook/ for demos and tests: the pending
 lifecycle actions with the EventBridge event AWS would send for each, "concurrent claimers" that
 take an ENI or an address just before an instance's claim lands, injected faults, the boot delay
-and read lag, and per-action call counts. It binds to 127.0.0.1 only and exits when the process that started it exits.
+and read lag, and per-action call counts. It binds to 127.0.0.1 only and exits when the process
+that started it exits.
 """
 
 from __future__ import annotations
@@ -289,7 +290,7 @@ class Claimers:
         return winner
 
     def before_attach(self, backend: Any, instance: Any, eni: Any) -> None:
-        if eni.instance is not None or instance.id not in self.rules:
+        if eni.instance is not None:
             return
         winner_id = self.next_winner(instance.id)
         if winner_id is None:
@@ -303,7 +304,7 @@ class Claimers:
         self.fired.append({"victim": instance.id, "winner": winner_id, "eni": eni.id})
 
     def before_associate(self, backend: Any, instance: Any, eip: Any) -> None:
-        if eip.eni is not None or instance.id not in self.rules:
+        if eip.eni is not None:
             return
         winner_id = self.next_winner(instance.id)
         if winner_id is None:
@@ -872,8 +873,6 @@ class ReadLag:
     def answer(
         self, key: str, headers: list[tuple[str, str]], payload: bytes
     ) -> tuple[list[tuple[str, str]], bytes]:
-        if self.seconds <= 0:
-            return headers, payload
         t = now()
         entries = self.history.setdefault(key, [])
         entries.append((t, headers, payload))
@@ -961,7 +960,8 @@ class Emulator:
                     close()
             CALLS.record(action, form, captured["status"], payload)
             if (
-                request_service(environ) == "ec2"
+                LAG.seconds > 0
+                and request_service(environ) == "ec2"
                 and action.startswith("Describe")
                 and captured["status"].startswith("200")
             ):

@@ -97,13 +97,16 @@ pub fn candidates<'a, M: PoolMember>(
 ) -> Vec<&'a M> {
     let mut candidates: Vec<(u64, &M)> = members
         .iter()
-        .filter(|m| {
-            m.in_pool(pool) && m.zone().is_none_or(|z| z == availability_zone) && m.is_free()
-        })
+        .filter(|m| serves(*m, pool, availability_zone) && m.is_free())
         .map(|m| (rank(instance, m.member_id()), m))
         .collect();
     candidates.sort_by(|(r1, m1), (r2, m2)| r2.cmp(r1).then(m1.member_id().cmp(m2.member_id())));
     candidates.into_iter().map(|(_, m)| m).collect()
+}
+
+/// A member of the pool that can serve an instance in the AZ.
+fn serves<M: PoolMember>(member: &M, pool: &str, availability_zone: &str) -> bool {
+    member.in_pool(pool) && member.zone().is_none_or(|z| z == availability_zone)
 }
 
 /// The rendezvous weight of a member for an instance.
@@ -159,7 +162,7 @@ pub fn holdings<'a, M: PoolMember>(
 ) -> Vec<Holding<'a>> {
     members
         .iter()
-        .filter(|m| m.in_pool(pool) && m.zone().is_none_or(|z| z == availability_zone))
+        .filter(|m| serves(*m, pool, availability_zone))
         .map(|m| Holding {
             free: m.is_free(),
             holder: m.holder_instance(),

@@ -76,7 +76,7 @@ pub(super) struct Claim<'a, A, E, K> {
     app: &'a Pinhook<A, E>,
     action: &'a LifecycleAction,
     kind: K,
-    pool: &'a PoolName,
+    pool: PoolName,
     zone: String,
     /// `Some(allowed)` for a kind whose members may be taken over.
     takeover: Option<bool>,
@@ -95,7 +95,7 @@ impl<'a, A: AutoScalingApi, E: Ec2Api, K: MemberKind> Claim<'a, A, E, K> {
         app: &'a Pinhook<A, E>,
         action: &'a LifecycleAction,
         kind: K,
-        (pool, zone): (&'a PoolName, String),
+        zone: String,
         takeover: Option<bool>,
         budget: &'a Budget,
         metrics: &'a mut Metrics,
@@ -103,8 +103,8 @@ impl<'a, A: AutoScalingApi, E: Ec2Api, K: MemberKind> Claim<'a, A, E, K> {
         Self {
             app,
             action,
+            pool: kind.pool().clone(),
             kind,
-            pool,
             zone,
             takeover,
             budget,
@@ -123,8 +123,8 @@ impl<'a, A: AutoScalingApi, E: Ec2Api, K: MemberKind> Claim<'a, A, E, K> {
         members: Vec<K::Member>,
         interfaces: Vec<Eni>,
     ) -> Result<Pinning, AwsError> {
-        let (action, pool) = (self.action, self.pool.as_str());
-        let instance = &action.instance;
+        let (action, pool) = (self.action, self.pool.clone());
+        let (instance, pool) = (&action.instance, pool.as_str());
         if let Some(held) = decide::held(&members, pool, instance, &interfaces) {
             info!(
                 member = held.member_id(),
@@ -296,7 +296,7 @@ impl<'a, A: AutoScalingApi, E: Ec2Api, K: MemberKind> Claim<'a, A, E, K> {
     /// After a pass in which no candidate was won: `None` to claim again (after a short pause,
     /// or a wait for a release), or how the launch ends.
     async fn after_pass(&mut self, exhaustion: Exhaustion) -> Result<Option<Pinning>, AwsError> {
-        let pool = self.pool;
+        let pool = &self.pool;
         let scope = match K::ZONAL {
             true => format!(" in {}", self.zone),
             false => String::new(),

@@ -8,7 +8,7 @@ use super::claim::{Budget, Claim, Pinning};
 use super::outcome::{Ending, HandlerError, Outcome, Summary};
 use super::{Deadline, Pinhook};
 use crate::aws::{AutoScalingApi, AwsError, Ec2Api, EniFilter, ErrorKind};
-use crate::config::{HOLDER_TAG, HookConfig, MetadataError, Pin, PoolName};
+use crate::config::{HOLDER_TAG, HookConfig, MetadataError, Pin};
 use crate::decide::{self, Verdict};
 use crate::event::LifecycleAction;
 use crate::member::{EipKind, EniKind, MemberKind};
@@ -80,27 +80,20 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
         summary: &mut Summary,
     ) -> Result<Ending, HandlerError> {
         let started = Instant::now();
-        let budget = Budget::until(
-            started
-                + deadline
-                    .remaining()
-                    .saturating_sub(self.settings.completion_reserve),
-        );
-        let pool = &config.pool;
-        let on = self.binding(pool, &action.instance);
+        let budget = Budget::until(deadline.keeping(self.settings.completion_reserve));
+        let on = self.binding(&config.pool, &action.instance);
         let pinning = async {
             match config.pin {
                 Pin::Eni { device_index } => {
                     let kind = EniKind::new(on, device_index);
-                    self.pin_with(action, kind, pool, None, &budget, metrics)
-                        .await
+                    self.pin_with(action, kind, None, &budget, metrics).await
                 }
                 Pin::Eip {
                     interface,
                     takeover,
                 } => {
                     let kind = EipKind::new(on, interface);
-                    self.pin_with(action, kind, pool, Some(takeover), &budget, metrics)
+                    self.pin_with(action, kind, Some(takeover), &budget, metrics)
                         .await
                 }
             }
@@ -193,7 +186,6 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
         &self,
         action: &LifecycleAction,
         kind: K,
-        pool: &PoolName,
         takeover: Option<bool>,
         budget: &Budget,
         metrics: &mut Metrics,
@@ -214,7 +206,7 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
             }
         };
         metrics.availability_zone = Some(zone.clone());
-        let claim = Claim::new(self, action, kind, (pool, zone), takeover, budget, metrics);
+        let claim = Claim::new(self, action, kind, zone, takeover, budget, metrics);
         match claim.run(members?, interfaces?).await? {
             Pinning::Pinned {
                 member,

@@ -54,6 +54,11 @@ impl Deadline {
     pub fn remaining(&self) -> Duration {
         self.0.saturating_duration_since(Instant::now())
     }
+
+    /// Until when work may go on while `reserve` is kept back before the deadline.
+    pub fn keeping(&self, reserve: Duration) -> Instant {
+        Instant::now() + self.remaining().saturating_sub(reserve)
+    }
 }
 
 /// pinhook, over an Auto Scaling and an EC2 adapter.
@@ -168,10 +173,10 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
         deadline: Deadline,
         metrics: &mut Metrics,
     ) -> Result<Summary, HandlerError> {
-        let metadata = self
-            .hook_metadata(&action.action_ref(), action.metadata.clone())
+        let (metadata, owner) = self
+            .owner(&action.action_ref(), action.metadata.clone())
             .await?;
-        let config = match HookConfig::owner(metadata.as_deref()) {
+        let config = match owner {
             Owner::Pinhook(config) => config,
             Owner::Other(why) => {
                 let action_ref = action.action_ref();
@@ -194,24 +199,29 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
         }
     }
 
-    /// The hook's `NotificationMetadata`: as the event carries it, or read back from the hook
-    /// when the event carries none (a hand-made or replayed event).
-    async fn hook_metadata(
+    /// Whose hook the action belongs to, and the hook's `NotificationMetadata` that says so:
+    /// as the event carries it, or read back from the hook when the event carries none (a
+    /// hand-made or replayed event).
+    async fn owner(
         &self,
         action: &ActionRef,
         carried: Option<String>,
-    ) -> Result<Option<String>, HandlerError> {
-        if carried.is_some() {
-            return Ok(carried);
-        }
-        match self.asg.hook_metadata(&action.group, &action.hook).await {
-            Ok(metadata) => Ok(metadata),
-            Err(err) if err.is(ErrorKind::Transient) => Err(HandlerError::Transient(err)),
-            Err(err) => {
-                warn!(error = %err, "could not read the hook's metadata");
-                Ok(None)
-            }
-        }
+    ) -> Result<(Option<String>, Owner), HandlerError> {
+        let metadata = match carried {
+            Some(metadata) => Some(metadata),
+            None => match self.asg.hook_metadata(&action.group, &action.hook).await {
+                Ok(metadata) => metadata,
+                Err(err) if err.is(ErrorKind::Transient) => {
+                    return Err(HandlerError::Transient(err));
+                }
+                Err(err) => {
+                    warn!(error = %err, "could not read the hook's metadata");
+                    None
+                }
+            },
+        };
+        let owner = HookConfig::owner(metadata.as_deref());
+        Ok((metadata, owner))
     }
 
     /// Another tool's lifecycle action (DESIGN.md, "Whose hooks"): nothing changed, nothing
@@ -258,8 +268,8 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
             error!(%error, "rejecting a malformed lifecycle event that names no lifecycle action");
             return Ok(Summary::new(Outcome::Rejected).reason(error));
         };
-        let metadata = self.hook_metadata(&action, metadata).await?;
-        if let Owner::Other(why) = HookConfig::owner(metadata.as_deref()) {
+        let (metadata, owner) = self.owner(&action, metadata).await?;
+        if let Owner::Other(why) = owner {
             return Ok(self.foreign(&action, transition, &why, metrics));
         }
         error!(%error, "malformed lifecycle event; completing its action with the failure result");

@@ -74,10 +74,7 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
         };
         let mut summary = Summary::about(action, Outcome::Continue);
         summary.pool = pool.clone();
-        let end = Instant::now()
-            + deadline
-                .remaining()
-                .saturating_sub(self.settings.completion_reserve);
+        let end = deadline.keeping(self.settings.completion_reserve);
         let releasing = self.release(action, pool.as_ref(), pin, end, metrics);
         let ending = match tokio::time::timeout_at(end, releasing).await {
             Ok(Ok(Releasing::Stale(reason))) => Ending::Stale(reason),
