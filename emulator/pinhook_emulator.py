@@ -50,7 +50,7 @@ from urllib.parse import parse_qs
 from moto.autoscaling import models as asg_models
 from moto.autoscaling.exceptions import ValidationError
 from moto.autoscaling.responses import AutoScalingResponse
-from moto.core.responses import EmptyResult
+from moto.core.responses import ActionResult, EmptyResult
 from moto.ec2.exceptions import EC2ClientError, InvalidNetworkAttachmentIdError
 from moto.ec2.models import elastic_ip_addresses, elastic_network_interfaces
 from moto.ec2.models.instances import Instance
@@ -69,6 +69,10 @@ DETAIL_TYPE = {
     TERMINATING: "EC2 Instance-terminate Lifecycle Action",
 }
 WAIT_STATE = {LAUNCHING: "Pending:Wait", TERMINATING: "Terminating:Wait"}
+# Instances waiting in a warm pool, ready to be drawn on.
+WARMED_STATES = {"Warmed:Stopped", "Warmed:Running", "Warmed:Hibernated"}
+# The warm pool of each group, by group name: instances in Warmed:* states.
+WARM: dict[str, list[Any]] = {}
 # Instances in these states count towards the desired capacity, as in AWS.
 COUNTED_STATES = {"Pending", "Pending:Wait", "Pending:Proceed", "InService"}
 
@@ -189,8 +193,18 @@ _original_terminate = Instance.terminate
 
 
 def terminate_releasing_enis(self: Any) -> Any:
-    """AWS detaches the secondary interfaces of a terminated instance; moto leaves them in use."""
+    """AWS detaches the secondary interfaces of a terminated instance; moto leaves them in use.
+    An instance of a group terminated through EC2 (a Spot reclaim, a person) leaves the group at
+    once, as Auto Scaling's health check would see it, without its terminate hooks."""
     previous = _original_terminate(self)
+    group = getattr(self, "autoscaling_group", None)
+    if group is not None:
+        for states in (group.instance_states, WARM.get(group.name, [])):
+            for state in [s for s in states if s.instance is self]:
+                states.remove(state)
+        for action in LIFECYCLE.actions:
+            if action.pending and action.instance_id == self.id:
+                action.result, action.ended_by = "ABANDON", "termination"
     for eni in list(self.nics.values()):
         if eni.device_index != 0 and not eni.delete_on_termination:
             self.detach_eni(eni)
@@ -325,7 +339,15 @@ CLAIMERS = Claimers()
 
 
 class Action:
-    def __init__(self, group: Any, hook: Any, state: Any, transition: str) -> None:
+    def __init__(
+        self,
+        group: Any,
+        hook: Any,
+        state: Any,
+        transition: str,
+        origin: str | None = None,
+        destination: str | None = None,
+    ) -> None:
         self.token = str(uuid.uuid4())
         self.group = group
         self.group_name = group.name
@@ -342,6 +364,10 @@ class Action:
         self.ended_by: str | None = None
         self.complete_calls = {"accepted": 0, "rejected": 0}
         self.heartbeats = 0
+        self.origin = origin or ("EC2" if transition == LAUNCHING else "AutoScalingGroup")
+        self.destination = destination or (
+            "AutoScalingGroup" if transition == LAUNCHING else "EC2"
+        )
         self.time = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace(
             "+00:00", "Z"
         )
@@ -357,8 +383,8 @@ class Action:
             "LifecycleHookName": self.hook_name,
             "EC2InstanceId": self.instance_id,
             "LifecycleTransition": self.transition,
-            "Origin": "EC2" if self.transition == LAUNCHING else "AutoScalingGroup",
-            "Destination": "AutoScalingGroup" if self.transition == LAUNCHING else "EC2",
+            "Origin": self.origin,
+            "Destination": self.destination,
         }
         if self.metadata is not None:
             detail["NotificationMetadata"] = self.metadata
@@ -405,14 +431,24 @@ class Lifecycle:
             and hook.lifecycle_transition == transition
         ]
 
-    def start(self, group: Any, state: Any, transition: str) -> None:
+    def start(
+        self,
+        group: Any,
+        state: Any,
+        transition: str,
+        origin: str | None = None,
+        destination: str | None = None,
+    ) -> None:
         hooks = self.hooks(group, transition)
         if not hooks:
-            self.proceed(group, state, transition, "CONTINUE")
+            self.proceed(group, state, transition, "CONTINUE", destination)
             return
-        state.lifecycle_state = WAIT_STATE[transition]
+        # Into the warm pool (launched into it, or returning to it) the wait is Warmed:Pending:Wait.
+        state.lifecycle_state = (
+            "Warmed:Pending:Wait" if destination == "WarmPool" else WAIT_STATE[transition]
+        )
         for hook in hooks:
-            self.actions.append(Action(group, hook, state, transition))
+            self.actions.append(Action(group, hook, state, transition, origin, destination))
 
     def find(self, token: str | None, group: str, hook: str, instance_id: str | None) -> Action:
         for action in self.actions:
@@ -448,14 +484,28 @@ class Lifecycle:
             return
         group = action.group
         state = next(
-            (s for s in group.instance_states if s.instance.id == action.instance_id), None
+            (
+                s
+                for s in group.instance_states + WARM.get(group.name, [])
+                if s.instance.id == action.instance_id
+            ),
+            None,
         )
         if state is None:
             return
         final = "ABANDON" if any(a.result == "ABANDON" for a in siblings) else "CONTINUE"
-        self.proceed(group, state, action.transition, final)
+        self.proceed(group, state, action.transition, final, action.destination)
 
-    def proceed(self, group: Any, state: Any, transition: str, result: str) -> None:
+    def proceed(
+        self, group: Any, state: Any, transition: str, result: str, destination: str | None = None
+    ) -> None:
+        if destination == "WarmPool" and not (transition == LAUNCHING and result == "ABANDON"):
+            settle_warm(group, state)
+            return
+        if state in WARM.get(group.name, []):
+            WARM[group.name].remove(state)
+            group.autoscaling_backend.ec2_backend.terminate_instances([state.instance.id])
+            return
         if transition == LAUNCHING and result == "CONTINUE":
             state.lifecycle_state = "InService"
             return
@@ -474,55 +524,126 @@ class Lifecycle:
 LIFECYCLE = Lifecycle()
 
 
-def launch_balanced(self: Any, count_needed: int, propagated_tags: dict[str, str]) -> None:
-    """Launch count_needed instances spread over the group's subnets, like AWS's AZ balancing."""
-    propagated_tags = dict(propagated_tags)
-    propagated_tags[asg_models.ASG_NAME_TAG] = self.name
-    propagated_tags.update(self.instance_tags)
-    ec2 = self.autoscaling_backend.ec2_backend
-    subnets = [s.strip() for s in (self.vpc_zone_identifier or "").split(",") if s.strip()]
-    placements = [(s, ec2.get_subnet(s).availability_zone) for s in subnets] or [
-        (None, az) for az in self.availability_zones
+def placements(group: Any) -> list[tuple[str | None, str]]:
+    """(subnet, AZ) of each of the group's subnets."""
+    ec2 = group.autoscaling_backend.ec2_backend
+    subnets = [s.strip() for s in (group.vpc_zone_identifier or "").split(",") if s.strip()]
+    return [(s, ec2.get_subnet(s).availability_zone) for s in subnets] or [
+        (None, az) for az in group.availability_zones
     ]
-    associate_public_ip = (
-        self.launch_config.associate_public_ip_address if self.launch_config else None
-    )
+
+
+def run_group_instance(
+    group: Any, propagated_tags: dict[str, str], subnet_id: str | None, az: str
+) -> Any:
+    """One new EC2 instance of the group, from its launch template or configuration, tagged
+    aws:autoscaling:groupName as Auto Scaling tags it, booting."""
+    tags = dict(propagated_tags)
+    tags[asg_models.ASG_NAME_TAG] = group.name
+    tags.update(group.instance_tags)
     launch_template = None
-    if self.ec2_launch_template:
-        if self.ec2_launch_template.id:
-            launch_template = {"LaunchTemplateId": self.ec2_launch_template.id}
-        elif self.ec2_launch_template.name:
-            launch_template = {"LaunchTemplateName": self.ec2_launch_template.name}
+    if group.ec2_launch_template:
+        if group.ec2_launch_template.id:
+            launch_template = {"LaunchTemplateId": group.ec2_launch_template.id}
+        elif group.ec2_launch_template.name:
+            launch_template = {"LaunchTemplateName": group.ec2_launch_template.name}
+    reservation = group.autoscaling_backend.ec2_backend.run_instances(
+        group.image_id,
+        1,
+        group.user_data,
+        group.security_groups,
+        instance_type=group.instance_type,
+        tags={"instance": tags},
+        placement=az,
+        launch_config=group.launch_config,
+        launch_template=launch_template,
+        is_instance_type_default=False,
+        associate_public_ip=(
+            group.launch_config.associate_public_ip_address if group.launch_config else None
+        ),
+        subnet_id=subnet_id,
+    )
+    instance = reservation.instances[0]
+    instance.autoscaling_group = group
+    boot(instance, SETTINGS.boot_delay_of(group.name))
+    return instance
+
+
+def launch_balanced(self: Any, count_needed: int, propagated_tags: dict[str, str]) -> None:
+    """Launch count_needed instances spread over the group's subnets, like AWS's AZ balancing,
+    drawing on the warm pool first."""
+    places = placements(self)
     for _ in range(count_needed):
-        load = {az: 0 for _, az in placements}
+        warmed = next(
+            (s for s in WARM.get(self.name, []) if s.lifecycle_state in WARMED_STATES), None
+        )
+        if warmed is not None:
+            # Scale-out draws on the warm pool first: the instance starts and leaves it.
+            WARM[self.name].remove(warmed)
+            if warmed.instance._state.name == "stopped":
+                warmed.instance.start()
+            boot(warmed.instance, SETTINGS.boot_delay_of(self.name))
+            warmed.lifecycle_state = "Pending"
+            self.instance_states.append(warmed)
+            LIFECYCLE.start(self, warmed, LAUNCHING, "WarmPool", "AutoScalingGroup")
+            continue
+        load = {az: 0 for _, az in places}
         for state in self.instance_states:
             if state.lifecycle_state in COUNTED_STATES and state.instance.availability_zone in load:
                 load[state.instance.availability_zone] += 1
-        subnet_id, az = min(placements, key=lambda p: load[p[1]])
-        reservation = ec2.run_instances(
-            self.image_id,
-            1,
-            self.user_data,
-            self.security_groups,
-            instance_type=self.instance_type,
-            tags={"instance": propagated_tags},
-            placement=az,
-            launch_config=self.launch_config,
-            launch_template=launch_template,
-            is_instance_type_default=False,
-            associate_public_ip=associate_public_ip,
-            subnet_id=subnet_id,
+        subnet_id, az = min(places, key=lambda p: load[p[1]])
+        instance = run_group_instance(self, propagated_tags, subnet_id, az)
+        state = asg_models.InstanceState(
+            instance,
+            lifecycle_state="Pending",
+            protected_from_scale_in=self.new_instances_protected_from_scale_in,
         )
-        for instance in reservation.instances:
-            instance.autoscaling_group = self
-            boot(instance, SETTINGS.boot_delay_of(self.name))
-            state = asg_models.InstanceState(
-                instance,
-                lifecycle_state="Pending",
-                protected_from_scale_in=self.new_instances_protected_from_scale_in,
-            )
-            self.instance_states.append(state)
-            LIFECYCLE.start(self, state, LAUNCHING)
+        self.instance_states.append(state)
+        LIFECYCLE.start(self, state, LAUNCHING)
+    fill_warm_pool(self)
+
+
+def launch_into_warm_pool(group: Any) -> None:
+    """One new instance for the warm pool: it waits on the launch hooks in Warmed:Pending:Wait."""
+    places = placements(group)
+    subnet_id, az = places[len(WARM.get(group.name, [])) % len(places)]
+    instance = run_group_instance(group, group.get_propagated_tags(), subnet_id, az)
+    state = asg_models.InstanceState(instance, lifecycle_state="Warmed:Pending")
+    WARM.setdefault(group.name, []).append(state)
+    LIFECYCLE.start(group, state, LAUNCHING, "EC2", "WarmPool")
+
+
+def warm_pool_target(group: Any) -> int:
+    """How many instances the warm pool keeps, as AWS sizes it: MaxGroupPreparedCapacity (or the
+    group's maximum) less the desired capacity, and at least MinSize."""
+    pool = group.warm_pool
+    if pool is None:
+        return 0
+    prepared = pool.max_group_prepared_capacity
+    prepared = group.max_size if prepared in (None, -1, "-1") else int(prepared)
+    return max(int(pool.min_size or 0), int(prepared) - int(group.desired_capacity or 0))
+
+
+def fill_warm_pool(group: Any) -> None:
+    while len(WARM.get(group.name, [])) < warm_pool_target(group):
+        launch_into_warm_pool(group)
+
+
+def settle_warm(group: Any, state: Any) -> None:
+    """An instance done with its hooks into the warm pool: stopped (or running) there."""
+    if state in group.instance_states:
+        group.instance_states.remove(state)
+    pool_state = group.warm_pool.pool_state if group.warm_pool else "Stopped"
+    state.lifecycle_state = f"Warmed:{pool_state}"
+    if state not in WARM.setdefault(group.name, []):
+        WARM[group.name].append(state)
+    if pool_state != "Running" and state.instance._state.name in ("running", "pending"):
+        state.instance.stop()
+
+
+def reuses_on_scale_in(group: Any) -> bool:
+    policy = group.warm_pool.instance_reuse_policy if group.warm_pool else None
+    return bool(policy) and str(policy.get("ReuseOnScaleIn")).lower() == "true"
 
 
 def boot(instance: Any, delay: float) -> None:
@@ -556,6 +677,11 @@ def set_desired_capacity_with_hooks(self: Any, new_capacity: int | None) -> None
         busiest = max(per_az, key=lambda az: per_az[az])
         victim = next(s for s in candidates if s.instance.availability_zone == busiest)
         counted.remove(victim)
+        if reuses_on_scale_in(self):
+            # Back to the warm pool instead of terminating, through the terminate hooks.
+            victim.lifecycle_state = "Warmed:Pending"
+            LIFECYCLE.start(self, victim, TERMINATING, "AutoScalingGroup", "WarmPool")
+            continue
         begin_termination(self, victim)
     backend = self.autoscaling_backend
     if self.name in backend.autoscaling_groups:
@@ -682,6 +808,29 @@ def describe_warm_pool(self: Any, group_name: str) -> Any:
     return group_or_validation_error(self, group_name).get_warm_pool()
 
 
+def describe_warm_pool_response(self: Any) -> Any:
+    """moto keeps no warm pool instances; the emulator does."""
+    group_name = self._get_param("AutoScalingGroupName")
+    config = self.autoscaling_backend.describe_warm_pool(group_name=group_name)
+    return ActionResult({"WarmPoolConfiguration": config, "Instances": list(WARM.get(group_name, []))})
+
+
+def put_warm_pool(self: Any, group_name: str, **kwargs: Any) -> None:
+    group = group_or_validation_error(self, group_name)
+    group.put_warm_pool(**kwargs)
+    fill_warm_pool(group)
+
+
+def describe_auto_scaling_instances(self: Any, instance_ids: list[str]) -> list[Any]:
+    """Warm pool instances are Auto Scaling instances too, in their Warmed:* states."""
+    states = [
+        s
+        for group in self.autoscaling_groups.values()
+        for s in group.instance_states + WARM.get(group.name, [])
+    ]
+    return [s for s in states if not instance_ids or s.instance.id in instance_ids]
+
+
 def install_patches() -> None:
     elastic_network_interfaces.Attachment.__init__ = attachment_init
     elastic_network_interfaces.NetworkInterfaceBackend.attach_network_interface = strict_attach
@@ -696,6 +845,9 @@ def install_patches() -> None:
     asg_models.FakeAutoScalingGroup.set_desired_capacity = set_desired_capacity_with_hooks
     asg_models.AutoScalingBackend.terminate_instance = terminate_instance_with_hooks
     asg_models.AutoScalingBackend.describe_warm_pool = describe_warm_pool
+    asg_models.AutoScalingBackend.put_warm_pool = put_warm_pool
+    asg_models.AutoScalingBackend.describe_auto_scaling_instances = describe_auto_scaling_instances
+    AutoScalingResponse.describe_warm_pool = describe_warm_pool_response
     AutoScalingResponse.put_lifecycle_hook = put_lifecycle_hook
     AutoScalingResponse.complete_lifecycle_action = complete_lifecycle_action
     AutoScalingResponse.record_lifecycle_action_heartbeat = record_lifecycle_action_heartbeat
@@ -1028,7 +1180,57 @@ class Emulator:
                 return reply(start_response, 200, settings_view())
             if route == "settings" and method == "GET":
                 return reply(start_response, 200, settings_view())
+            if route == "adopt" and method == "POST":
+                try:
+                    return reply(start_response, 200, adopt(body))
+                except (ValueError, TypeError, KeyError) as err:
+                    return reply(start_response, 400, {"error": str(err)})
         return reply(start_response, 404, {"error": f"no control route {method} /_pinhook/{route}"})
+
+
+def adopt(body: dict[str, Any]) -> dict[str, Any]:
+    """POST /_pinhook/adopt: gives an instance the id a sample event names, and its pending
+    lifecycle actions the event's token, so that a replayed sample acts on a real instance
+    (emulator/seed.py). {"instance_id", "as", "tokens": {hook: token}, "region"}."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ec2.models import ec2_backends
+
+    backend = ec2_backends[DEFAULT_ACCOUNT_ID][body.get("region") or "us-east-1"]
+    current, wanted = str(body["instance_id"]), str(body.get("as") or body["instance_id"])
+    instance = backend.get_instance(current)
+    if wanted != current:
+        try:
+            backend.get_instance(wanted)
+        except EC2ClientError:
+            pass
+        else:
+            raise ValueError(f"an instance {wanted} exists already")
+        instance.id = wanted
+        if current in backend.tags:
+            backend.tags[wanted] = backend.tags.pop(current)
+        for action in LIFECYCLE.actions:
+            if action.instance_id == current:
+                action.instance_id = wanted
+        group = getattr(instance, "autoscaling_group", None)
+        if group is not None:
+            for state in group.instance_states + WARM.get(group.name, []):
+                if state.instance is instance:
+                    state.instance_id = wanted
+    adopted = {}
+    for hook, token in (body.get("tokens") or {}).items():
+        action = next(
+            (
+                a
+                for a in LIFECYCLE.actions
+                if a.pending and a.instance_id == wanted and a.hook_name == hook
+            ),
+            None,
+        )
+        if action is None:
+            raise ValueError(f"{wanted} waits on no lifecycle action of hook {hook}")
+        action.token = str(token)
+        adopted[hook] = action.describe()
+    return {"instance_id": wanted, "actions": adopted}
 
 
 def apply_settings(body: dict[str, Any]) -> None:

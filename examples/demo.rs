@@ -1,8 +1,10 @@
 //! The demo: pinhook's main job end to end against the local AWS emulator, each lifecycle action
-//! delivered as an EventBridge event through the real Lambda runtime loop. Three scenarios: a
-//! pool of ENIs (fixed MACs), a pool of Elastic IPs (fixed public IPs), and single-instance high
-//! availability across AZs. As on AWS, every new instance is still booting (`pending`) when its
-//! launch event arrives, and the licence group carries another tool's hook beside pinhook's.
+//! delivered as an EventBridge event through the real Lambda runtime loop. Five scenarios: a
+//! pool of ENIs (fixed MACs), a pool of Elastic IPs (fixed public IPs), single-instance high
+//! availability across AZs, a group with a warm pool, and drift behind pinhook's back that the
+//! scheduled sweep repairs, ending with `pinhook status`. As on AWS, every new instance is still
+//! booting (`pending`) when its launch event arrives, and the licence group carries another
+//! tool's hook beside pinhook's.
 //! Run it with `make demo`; it exits non-zero if anything is not pinned or released as expected.
 
 #[path = "../tests/support/mod.rs"]
@@ -44,7 +46,7 @@ async fn run() -> Result<(), String> {
     let world = World::on(emulator).await;
 
     step("starting pinhook in the Lambda runtime loop, behind cargo-lambda's Lambda API emulator");
-    let runtime = LambdaRuntime::start(emulator, &[]);
+    let runtime = LambdaRuntime::start(emulator, &[("PINHOOK_GROUPS", "licensed-app")]);
     println!(
         "    invoke API on 127.0.0.1:{}, function logs in {}",
         runtime.port,
@@ -60,6 +62,8 @@ async fn run() -> Result<(), String> {
     eni_scenario(&world, &runtime, &net, &mut problems).await?;
     eip_scenario(&world, &runtime, &net, &mut problems).await?;
     ha_scenario(&world, &runtime, &net, &mut problems).await?;
+    warm_pool_scenario(&world, &runtime, &net, &mut problems).await?;
+    sweep_scenario(&world, &runtime, &mut problems).await?;
 
     let log = runtime.log.clone();
     drop(runtime);
@@ -68,7 +72,8 @@ async fn run() -> Result<(), String> {
     if problems.is_empty() {
         println!(
             "\ndemo passed: 4 booting instances pinned to 4 distinct ENIs in their own AZ (another tool's hook left alone) \
-             and 2 to 2 distinct Elastic IPs, everything released on scale-in, and the HA replacement took its address over across AZs"
+             and 2 to 2 distinct Elastic IPs, everything released on scale-in, the HA replacement took its address over across AZs, \
+             a warm-pool instance pinned only while in the group, and the sweep repaired a lost launch, a hand-detached ENI and a Spot reclaim"
         );
         Ok(())
     } else {
@@ -338,6 +343,206 @@ async fn ha_scenario(
         )),
     }
     Ok(())
+}
+
+/// A warm pool: an instance launched into it is not pinned; drawn into the group, it is; back in
+/// the warm pool on scale-in, its member is released.
+async fn warm_pool_scenario(
+    world: &World,
+    runtime: &LambdaRuntime,
+    net: &Network,
+    problems: &mut Vec<String>,
+) -> Result<(), String> {
+    const POOL: &str = "warm-licence";
+    banner("A group with a warm pool: pinned only while the instance serves the group");
+    let pool = world.eni_pool(net, POOL, AZ_A, 1).await;
+    let mut spec = spec(net, eni_metadata(POOL, json!({})), 1);
+    spec.subnets = vec![net.subnet_a.clone()];
+    let group = world.group_named("warm-app", spec).await;
+    step("a warm pool of one stopped instance, reused on scale-in; its launch into the warm pool");
+    world.warm_pool(&group, 1).await;
+    let summaries = deliver_all(runtime, world.emulator.pending_events(&group.name))?;
+    let Some(instance) = summaries
+        .first()
+        .and_then(|s| s["instance"].as_str())
+        .map(str::to_owned)
+    else {
+        return Err("no instance launched into the warm pool".into());
+    };
+    let warm = world.warm_instances(&group).await;
+    println!("    the warm pool: {warm:?}");
+    if summaries[0]["member"] != Value::Null {
+        problems.push(format!("{instance} was pinned in the warm pool"));
+    }
+    step("scaling out to 1: the instance leaves the warm pool for the group (Origin WarmPool)");
+    world.scale(&group, 1).await;
+    let leaving: Vec<Value> = world
+        .emulator
+        .actions(&group.name, false)
+        .into_iter()
+        .map(|a| a["event"].clone())
+        .collect();
+    // the warm pool refills with a new instance, which is not pinned either
+    let summaries = deliver_all(runtime, leaving)?;
+    let pinned = summaries
+        .iter()
+        .find(|s| s["instance"] == instance.as_str())
+        .and_then(|s| s["member"].as_str())
+        .map(str::to_owned);
+    if pinned.as_deref() != Some(pool[0].as_str()) {
+        problems.push(format!(
+            "{instance} was not pinned on leaving the warm pool: {summaries:?}"
+        ));
+    }
+    step(
+        "scaling in to 0: the instance returns to the warm pool (Destination WarmPool), and is released",
+    );
+    world.scale(&group, 0).await;
+    deliver_all(runtime, world.emulator.pending_events(&group.name))?;
+    print_enis(world, &pool).await;
+    let warm = world.warm_instances(&group).await;
+    println!("    the warm pool: {warm:?}");
+    let state = world.eni_state(&pool[0]).await;
+    if state.status != "available" || state.holder.is_some() {
+        problems.push(format!(
+            "{} was not released on the return to the warm pool",
+            pool[0]
+        ));
+    }
+    if !warm
+        .iter()
+        .any(|(i, s)| i == &instance && s == "Warmed:Stopped")
+    {
+        problems.push(format!(
+            "{instance} did not return to the warm pool: {warm:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// Drift behind pinhook's back — a lost launch event, an ENI detached by hand, a Spot reclaim —
+/// seen with `pinhook status`, and repaired by the scheduled sweep through the runtime loop.
+async fn sweep_scenario(
+    world: &World,
+    runtime: &LambdaRuntime,
+    problems: &mut Vec<String>,
+) -> Result<(), String> {
+    banner("When something goes wrong: drift, the scheduled sweep, and `pinhook status`");
+    let group = support::Group {
+        name: "licensed-app".into(),
+        launch_hook: "licensed-app-launch".into(),
+        terminate_hook: "licensed-app-terminate".into(),
+    };
+    step(
+        "scaling licensed-app out to 2 again, pinned as usual (the node-ready tool completes its own hook)",
+    );
+    world.scale(&group, 2).await;
+    let actions = world.emulator.actions(&group.name, false);
+    deliver_all(
+        runtime,
+        actions
+            .iter()
+            .filter(|a| a["hook"] != "node-ready")
+            .map(|a| a["event"].clone())
+            .collect(),
+    )?;
+    for action in actions.iter().filter(|a| a["hook"] == "node-ready") {
+        world.complete(action, "CONTINUE").await;
+    }
+    let instances = world.instances(&group).await;
+    let [(first, _, _), (second, _, _)] = instances.as_slice() else {
+        return Err(format!("expected two instances, found {instances:?}"));
+    };
+    step(&format!("drift: someone detaches {first}'s ENI by hand"));
+    let eni = world
+        .attached_to(first)
+        .await
+        .into_iter()
+        .find(|e| e.pool.as_deref() == Some("licence"))
+        .ok_or("the first instance holds no ENI")?;
+    world.detach_by_hand(&eni.id).await;
+    step(&format!(
+        "drift: a Spot reclaim terminates {second} (no terminate hook runs)"
+    ));
+    world.terminate_in_ec2(second).await;
+    step("drift: a launch whose event never reached pinhook (both hooks completed by other means)");
+    world.scale(&group, 2).await;
+    let lost: Vec<Value> = world.emulator.actions(&group.name, false);
+    for action in &lost {
+        world.complete(action, "CONTINUE").await;
+    }
+    let lost_instance = lost
+        .first()
+        .and_then(|a| a["instance_id"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+
+    step("pinhook status: what the operator sees");
+    print_status(world)?;
+
+    step("the EventBridge schedule invokes the function with a Scheduled Event: the sweep");
+    let summary = runtime.invoke(&sample("scheduled.json")?);
+    for done in summary["sweep"]["done"].as_array().into_iter().flatten() {
+        println!(
+            "    {:<8} {:<13} {}",
+            if done["ok"] == true { "done" } else { "FAILED" },
+            done["action"].as_str().unwrap_or("-"),
+            done["result"].as_str().unwrap_or("-")
+        );
+    }
+    println!("    {}", summary["reason"].as_str().unwrap_or("-"));
+    if summary["outcome"] != "swept" {
+        return Err(format!("the scheduled event did not sweep: {summary}"));
+    }
+
+    step("pinhook status after the sweep");
+    print_status(world)?;
+    for instance in [first.as_str(), lost_instance.as_str()] {
+        let held = world
+            .attached_to(instance)
+            .await
+            .into_iter()
+            .filter(|e| {
+                e.pool.as_deref() == Some("licence") && e.holder.as_deref() == Some(instance)
+            })
+            .count();
+        if held != 1 {
+            problems.push(format!("the sweep did not pin {instance} ({held} ENIs)"));
+        }
+    }
+    let again = runtime.invoke(&sample("scheduled.json")?);
+    let left = again["sweep"]["pools"][0]["repairs"]
+        .as_array()
+        .map_or(0, Vec::len);
+    if left != 0 {
+        problems.push(format!(
+            "a second sweep still finds {left} repairs: {again}"
+        ));
+    }
+    Ok(())
+}
+
+/// `pinhook status` against the emulator, as an operator runs it from a terminal.
+fn print_status(world: &World) -> Result<(), String> {
+    let args = ["status", "--group", "licensed-app"].map(std::ffi::OsStr::new);
+    let output = support::pinhook_cli(&world.emulator.url, &args);
+    if !output.status.success() {
+        return Err(format!(
+            "pinhook status failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    println!("    $ pinhook status --group licensed-app");
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        println!("    {line}");
+    }
+    Ok(())
+}
+
+fn sample(name: &str) -> Result<Value, String> {
+    let path = support::repo_root().join("events").join(name);
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn spec(net: &Network, metadata: String, max_size: i32) -> GroupSpec {

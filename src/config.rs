@@ -17,6 +17,8 @@ pub const HOLDER_TAG: &str = "pinhook:holder";
 pub const INSTANCE_ENI_TAG: &str = "pinhook:eni";
 /// The tag on an instance naming the Elastic IP allocation it holds.
 pub const INSTANCE_EIP_TAG: &str = "pinhook:eip";
+/// The tag on a pool Elastic IP that the sweep found unassociated: since when (RFC 3339, UTC).
+pub const IDLE_SINCE_TAG: &str = "pinhook:idle-since";
 
 const METADATA_KEYS: [&str; 6] = [
     "pin",
@@ -306,6 +308,12 @@ pub struct Settings {
     pub max_attempts: u32,
     /// CloudWatch namespace of the Embedded Metric Format lines.
     pub metrics_namespace: String,
+    /// The groups the sweep serves (`PINHOOK_GROUPS`, comma-separated).
+    pub groups: Vec<String>,
+    /// The most AWS calls one sweep may make; it stops there and goes on at the next one.
+    pub sweep_max_calls: u32,
+    /// How long a pool's Elastic IP may stay unassociated before the sweep reports it.
+    pub idle_address_after: Duration,
 }
 
 impl Default for Settings {
@@ -319,6 +327,9 @@ impl Default for Settings {
             heartbeat_interval: Duration::from_secs(20),
             max_attempts: 5,
             metrics_namespace: "pinhook".to_owned(),
+            groups: Vec::new(),
+            sweep_max_calls: 400,
+            idle_address_after: Duration::from_secs(3600),
         }
     }
 }
@@ -340,7 +351,7 @@ pub enum SettingsError {
     ReserveTooShort { reserve: u128, attempt: u128 },
 }
 
-const SETTING_NAMES: [&str; 8] = [
+const SETTING_NAMES: [&str; 11] = [
     "PINHOOK_ATTACH_TIMEOUT_SECS",
     "PINHOOK_POLL_INTERVAL_MS",
     "PINHOOK_COMPLETION_RESERVE_MS",
@@ -349,13 +360,16 @@ const SETTING_NAMES: [&str; 8] = [
     "PINHOOK_HEARTBEAT_INTERVAL_SECS",
     "PINHOOK_MAX_ATTEMPTS",
     "PINHOOK_METRICS_NAMESPACE",
+    "PINHOOK_GROUPS",
+    "PINHOOK_SWEEP_MAX_CALLS",
+    "PINHOOK_IDLE_ADDRESS_MINUTES",
 ];
 
 impl fmt::Display for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "PINHOOK_ATTACH_TIMEOUT_SECS={} PINHOOK_POLL_INTERVAL_MS={} PINHOOK_COMPLETION_RESERVE_MS={} PINHOOK_ATTEMPT_TIMEOUT_MS={} PINHOOK_CONSISTENCY_WINDOW_MS={} PINHOOK_HEARTBEAT_INTERVAL_SECS={} PINHOOK_MAX_ATTEMPTS={} PINHOOK_METRICS_NAMESPACE={}",
+            "PINHOOK_ATTACH_TIMEOUT_SECS={} PINHOOK_POLL_INTERVAL_MS={} PINHOOK_COMPLETION_RESERVE_MS={} PINHOOK_ATTEMPT_TIMEOUT_MS={} PINHOOK_CONSISTENCY_WINDOW_MS={} PINHOOK_HEARTBEAT_INTERVAL_SECS={} PINHOOK_MAX_ATTEMPTS={} PINHOOK_METRICS_NAMESPACE={} PINHOOK_GROUPS={} PINHOOK_SWEEP_MAX_CALLS={} PINHOOK_IDLE_ADDRESS_MINUTES={}",
             self.attach_timeout.as_secs(),
             self.poll_interval.as_millis(),
             self.completion_reserve.as_millis(),
@@ -363,7 +377,10 @@ impl fmt::Display for Settings {
             self.consistency_window.as_millis(),
             self.heartbeat_interval.as_secs(),
             self.max_attempts,
-            self.metrics_namespace
+            self.metrics_namespace,
+            self.groups.join(","),
+            self.sweep_max_calls,
+            self.idle_address_after.as_secs() / 60
         )
     }
 }
@@ -431,6 +448,29 @@ impl Settings {
                         });
                     }
                     settings.metrics_namespace = v.to_owned();
+                }
+                "PINHOOK_GROUPS" => {
+                    let groups: Vec<String> = value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|g| !g.is_empty())
+                        .map(str::to_owned)
+                        .collect();
+                    if groups.iter().any(|g| g.len() > 255) {
+                        return Err(SettingsError::Invalid {
+                            name,
+                            value,
+                            expected: "Auto Scaling group names of at most 255 characters, separated by commas".to_owned(),
+                        });
+                    }
+                    settings.groups = groups;
+                }
+                "PINHOOK_SWEEP_MAX_CALLS" => {
+                    settings.sweep_max_calls = number(10, 100_000, "calls")? as u32;
+                }
+                "PINHOOK_IDLE_ADDRESS_MINUTES" => {
+                    settings.idle_address_after =
+                        Duration::from_secs(60 * number(0, 525_600, "minutes")?);
                 }
                 _ => return Err(SettingsError::Unknown(name)),
             }
@@ -681,5 +721,29 @@ mod tests {
                 let _ = HookConfig::pool_lenient(Some(&text));
             }
         }
+    }
+
+    #[test]
+    fn the_sweeps_settings_are_read_and_checked() {
+        let settings = Settings::from_vars([
+            (
+                "PINHOOK_GROUPS".to_owned(),
+                " licensed-app, egress-nodes ,".to_owned(),
+            ),
+            ("PINHOOK_SWEEP_MAX_CALLS".to_owned(), "120".to_owned()),
+            ("PINHOOK_IDLE_ADDRESS_MINUTES".to_owned(), "30".to_owned()),
+        ])
+        .unwrap();
+        assert_eq!(settings.groups, ["licensed-app", "egress-nodes"]);
+        assert_eq!(settings.sweep_max_calls, 120);
+        assert_eq!(settings.idle_address_after, Duration::from_secs(1800));
+        assert!(
+            settings
+                .to_string()
+                .contains("PINHOOK_GROUPS=licensed-app,egress-nodes")
+        );
+        let err = Settings::from_vars([("PINHOOK_SWEEP_MAX_CALLS".to_owned(), "5".to_owned())])
+            .unwrap_err();
+        assert!(err.to_string().contains("from 10 to 100000"), "{err}");
     }
 }

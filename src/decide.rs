@@ -391,6 +391,7 @@ mod tests {
             }),
             pool: Some("egress".into()),
             holder: holder.map(str::to_owned),
+            idle_since: None,
         }
     }
 

@@ -11,6 +11,9 @@ pub const SOURCE: &str = "aws.autoscaling";
 pub const LAUNCH_DETAIL_TYPE: &str = "EC2 Instance-launch Lifecycle Action";
 pub const TERMINATE_DETAIL_TYPE: &str = "EC2 Instance-terminate Lifecycle Action";
 pub const TEST_NOTIFICATION: &str = "autoscaling:TEST_NOTIFICATION";
+/// The EventBridge schedule that starts the sweep.
+pub const SCHEDULE_SOURCE: &str = "aws.events";
+pub const SCHEDULED_DETAIL_TYPE: &str = "Scheduled Event";
 
 /// The `detail` of an Auto Scaling lifecycle event, as it arrives. Every field is optional here
 /// so that a missing one is reported by name rather than as a generic parse failure.
@@ -85,6 +88,8 @@ pub enum Incoming {
     TestNotification { group: Option<String> },
     /// Anything that is not a lifecycle action for an instance: acknowledged and ignored.
     NotLifecycle { reason: String },
+    /// EventBridge's schedule: time for the sweep.
+    Scheduled,
     /// A lifecycle event that cannot be acted on as it stands. `action` is set when the event
     /// still identifies the lifecycle action, so it can be completed rather than left waiting;
     /// `transition` when the detail-type says which one it is.
@@ -105,6 +110,11 @@ impl Incoming {
         }
         let source = string_at(value, &["source"]);
         let detail_type = string_at(value, &["detail-type"]);
+        if source.as_deref() == Some(SCHEDULE_SOURCE)
+            && detail_type.as_deref() == Some(SCHEDULED_DETAIL_TYPE)
+        {
+            return Self::Scheduled;
+        }
         let transition = match detail_type.as_deref() {
             Some(LAUNCH_DETAIL_TYPE) => Transition::Launch,
             Some(TERMINATE_DETAIL_TYPE) => Transition::Terminate,
@@ -438,5 +448,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn an_eventbridge_schedule_is_the_sweeps_cue() {
+        let scheduled = json!({
+            "version": "0", "id": "1", "detail-type": "Scheduled Event", "source": "aws.events",
+            "account": "123456789012", "time": "2026-11-21T09:05:00Z", "region": "us-east-1",
+            "resources": ["arn:aws:events:us-east-1:123456789012:rule/pinhook-sweep"], "detail": {}
+        });
+        assert_eq!(Incoming::parse(&scheduled), Incoming::Scheduled);
+        // a scheduled event from another source is not a schedule
+        let mut other = scheduled.clone();
+        other["source"] = json!("aws.autoscaling");
+        assert!(matches!(
+            Incoming::parse(&other),
+            Incoming::NotLifecycle { .. }
+        ));
     }
 }

@@ -13,5 +13,8 @@ pub mod handler;
 pub mod member;
 pub mod metrics;
 pub mod model;
+pub mod sweep;
 
-pub use handler::{Deadline, HandlerError, Outcome, Pinhook, Summary};
+pub use handler::{
+    Deadline, Done, HandlerError, Outcome, Pinhook, Summary, SweepOptions, SweepReport,
+};

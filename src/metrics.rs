@@ -28,6 +28,13 @@ pub const TAKEN_OVER: &str = "TakenOver";
 pub const FOREIGN_ACTIONS: &str = "ForeignActions";
 /// Milliseconds a launch waited for its instance to boot before it could be pinned.
 pub const BOOT_WAIT: &str = "BootWait";
+/// Repairs the sweep found needed in a pool (and AZ): missed launches, members held by
+/// instances gone or out of the group, stale or missing lease tags.
+pub const DRIFT: &str = "Drift";
+/// A pool's Elastic IPs unassociated for longer than `PINHOOK_IDLE_ADDRESS_MINUTES`.
+pub const IDLE_ADDRESSES: &str = "IdleAddresses";
+/// Members beyond what the pool's groups can place in the AZ (below 1: short of a spare).
+pub const SPARE_MEMBERS: &str = "SpareMembers";
 
 impl Metrics {
     pub fn add(&mut self, name: &'static str, n: f64) {

@@ -324,6 +324,8 @@ pub struct Address {
     pub association: Option<AddressAssociation>,
     pub pool: Option<String>,
     pub holder: Option<String>,
+    /// The sweep's record of when it first found the address unassociated.
+    pub idle_since: Option<String>,
 }
 
 impl Address {
@@ -359,6 +361,12 @@ pub trait PoolMember {
     /// Held by the instance: attached to it as a secondary interface, or associated with one of
     /// its interfaces.
     fn held_by(&self, instance: &InstanceId, interfaces: &[Eni]) -> bool;
+    /// Its public IP, if it has one.
+    fn public_ip(&self) -> Option<&str>;
+    /// When the sweep first found it idle (`pinhook:idle-since`); Elastic IPs only.
+    fn idle_since(&self) -> Option<&str> {
+        None
+    }
 
     fn in_pool(&self, pool: &str) -> bool {
         self.pool() == Some(pool)
@@ -402,6 +410,10 @@ impl PoolMember for Eni {
     fn held_by(&self, instance: &InstanceId, _interfaces: &[Eni]) -> bool {
         self.attachment_instance() == Some(instance) && !self.is_primary()
     }
+
+    fn public_ip(&self) -> Option<&str> {
+        self.public_ip.as_deref()
+    }
 }
 
 impl PoolMember for Address {
@@ -427,6 +439,14 @@ impl PoolMember for Address {
 
     fn holder_tag(&self) -> Option<&str> {
         self.holder.as_deref()
+    }
+
+    fn public_ip(&self) -> Option<&str> {
+        self.public_ip.as_deref()
+    }
+
+    fn idle_since(&self) -> Option<&str> {
+        self.idle_since.as_deref()
     }
 
     fn is_releasing(&self) -> bool {
@@ -484,6 +504,26 @@ impl fmt::Display for RunState {
             Self::Other(s) => s,
         })
     }
+}
+
+/// An Auto Scaling group as the sweep reads it: how many instances it may place, where, and
+/// the instances it has now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub name: String,
+    pub max_size: u32,
+    pub availability_zones: Vec<String>,
+    pub instances: Vec<GroupInstance>,
+}
+
+/// A lifecycle hook of a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hook {
+    pub group: String,
+    pub name: String,
+    /// `None` for a transition pinhook does not know.
+    pub transition: Option<Transition>,
+    pub metadata: Option<String>,
 }
 
 /// An instance as EC2 describes it.

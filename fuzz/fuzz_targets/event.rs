@@ -22,6 +22,6 @@ fn check(event: &Value) {
         Incoming::Malformed { error, .. } => assert!(!error.to_string().is_empty()),
         Incoming::Action(action) => assert!(!action.group.is_empty() && !action.token.is_empty()),
         Incoming::NotLifecycle { reason } => assert!(!reason.is_empty()),
-        Incoming::TestNotification { .. } => {}
+        Incoming::TestNotification { .. } | Incoming::Scheduled => {}
     }
 }

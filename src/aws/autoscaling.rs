@@ -4,10 +4,14 @@ use tracing::{instrument, warn};
 
 use super::sdk::sdk_error;
 use super::{AutoScalingApi, AwsError};
-use crate::model::{ActionRef, GroupInstance, InstanceId, LifecycleResult, LifecycleState};
+use crate::model::{
+    ActionRef, Group, GroupInstance, Hook, InstanceId, LifecycleResult, LifecycleState, Transition,
+};
 
 /// DescribeAutoScalingInstances takes at most 50 instance ids per call.
 const DESCRIBE_BATCH: usize = 50;
+/// DescribeAutoScalingGroups takes at most 100 group names per call.
+const GROUPS_BATCH: usize = 100;
 
 /// [`AutoScalingApi`] on the AWS SDK for Rust.
 #[derive(Debug, Clone)]
@@ -115,21 +119,64 @@ impl AutoScalingApi for AutoScalingClient {
     }
 
     #[instrument(level = "debug", skip(self))]
+    async fn groups(&self, names: &[String]) -> Result<Vec<Group>, AwsError> {
+        const OP: &str = "autoscaling:DescribeAutoScalingGroups";
+        let mut found = Vec::new();
+        for batch in names.chunks(GROUPS_BATCH) {
+            let mut pages = self
+                .client
+                .describe_auto_scaling_groups()
+                .set_auto_scaling_group_names(Some(batch.to_vec()))
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| sdk_error(OP, e))?;
+                for group in page.auto_scaling_groups() {
+                    let Some(name) = group.auto_scaling_group_name().filter(|n| !n.is_empty())
+                    else {
+                        warn!(
+                            ?group,
+                            "skipping an Auto Scaling group AWS described without a name"
+                        );
+                        continue;
+                    };
+                    let instances = group
+                        .instances()
+                        .iter()
+                        .filter_map(|i| {
+                            group_instance(
+                                i.instance_id(),
+                                Some(name),
+                                i.availability_zone(),
+                                i.lifecycle_state().map(|s| s.as_str()),
+                                i.health_status(),
+                            )
+                        })
+                        .collect();
+                    found.push(Group {
+                        name: name.to_owned(),
+                        max_size: group.max_size().unwrap_or_default().max(0) as u32,
+                        availability_zones: group.availability_zones().to_vec(),
+                        instances,
+                    });
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    #[instrument(level = "debug", skip(self))]
+    async fn hooks(&self, group: &str) -> Result<Vec<Hook>, AwsError> {
+        self.describe_hooks(group, None).await
+    }
+
+    #[instrument(level = "debug", skip(self))]
     async fn hook_metadata(&self, group: &str, hook: &str) -> Result<Option<String>, AwsError> {
-        let output = self
-            .client
-            .describe_lifecycle_hooks()
-            .auto_scaling_group_name(group)
-            .lifecycle_hook_names(hook)
-            .send()
-            .await
-            .map_err(|e| sdk_error("autoscaling:DescribeLifecycleHooks", e))?;
-        Ok(output
-            .lifecycle_hooks()
-            .iter()
-            .find(|h| h.lifecycle_hook_name() == Some(hook))
-            .and_then(|h| h.notification_metadata())
-            .map(str::to_owned))
+        let hooks = self.describe_hooks(group, Some(hook)).await?;
+        Ok(hooks
+            .into_iter()
+            .find(|h| h.name == hook)
+            .and_then(|h| h.metadata))
     }
 
     #[instrument(level = "debug", skip(self))]
@@ -171,6 +218,35 @@ impl AutoScalingApi for AutoScalingClient {
             .await
             .map_err(|e| sdk_error("autoscaling:RecordLifecycleActionHeartbeat", e))?;
         Ok(())
+    }
+}
+
+impl AutoScalingClient {
+    /// The group's lifecycle hooks, or only the one named.
+    async fn describe_hooks(&self, group: &str, only: Option<&str>) -> Result<Vec<Hook>, AwsError> {
+        let output = self
+            .client
+            .describe_lifecycle_hooks()
+            .auto_scaling_group_name(group)
+            .set_lifecycle_hook_names(only.map(|hook| vec![hook.to_owned()]))
+            .send()
+            .await
+            .map_err(|e| sdk_error("autoscaling:DescribeLifecycleHooks", e))?;
+        Ok(output
+            .lifecycle_hooks()
+            .iter()
+            .filter_map(|h| {
+                Some(Hook {
+                    group: group.to_owned(),
+                    name: h
+                        .lifecycle_hook_name()
+                        .filter(|n| !n.is_empty())?
+                        .to_owned(),
+                    transition: h.lifecycle_transition().and_then(Transition::parse),
+                    metadata: h.notification_metadata().map(str::to_owned),
+                })
+            })
+            .collect())
     }
 }
 

@@ -5,7 +5,7 @@ use tracing::{instrument, warn};
 
 use super::sdk::sdk_error;
 use super::{AddressFilter, AwsError, Ec2Api, EniFilter};
-use crate::config::{HOLDER_TAG, POOL_TAG};
+use crate::config::{HOLDER_TAG, IDLE_SINCE_TAG, POOL_TAG};
 use crate::model::{
     Address, AddressAssociation, AllocationId, AssociationId, Attachment, AttachmentId,
     AttachmentStatus, Ec2Instance, Eni, EniId, InstanceId, RunState,
@@ -333,5 +333,6 @@ fn address_from_sdk(address: &aws_sdk_ec2::types::Address) -> Option<Address> {
         association: associated.then_some(association),
         pool: tag(POOL_TAG),
         holder: tag(HOLDER_TAG),
+        idle_since: tag(IDLE_SINCE_TAG),
     })
 }

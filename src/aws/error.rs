@@ -30,6 +30,9 @@ pub enum ErrorKind {
     Transient,
     /// Anything else AWS refused.
     Other,
+    /// Not sent: the sweep's budget of calls for this run is spent, or the call would change
+    /// something in a dry run.
+    NotSent,
 }
 
 /// What a `NotFound` error is about: a pool member that is gone and an instance (or its
@@ -90,6 +93,17 @@ impl AwsError {
             kind: ErrorKind::Other,
             code: None,
             message: Some(what.into()),
+            source: None,
+        }
+    }
+
+    /// A call pinhook chose not to send, and why.
+    pub fn not_sent(operation: &'static str, why: impl Into<String>) -> Self {
+        Self {
+            operation,
+            kind: ErrorKind::NotSent,
+            code: None,
+            message: Some(why.into()),
             source: None,
         }
     }

@@ -7,6 +7,7 @@ mod autoscaling;
 #[cfg(feature = "aws-sdk")]
 mod ec2;
 pub mod error;
+mod metered;
 #[cfg(feature = "aws-sdk")]
 mod sdk;
 
@@ -17,12 +18,13 @@ pub use self::autoscaling::AutoScalingClient;
 #[cfg(feature = "aws-sdk")]
 pub use self::ec2::Ec2Client;
 pub use self::error::{AwsError, ErrorKind, Resource};
+pub use self::metered::{Meter, Metered};
 #[cfg(feature = "aws-sdk")]
 pub use self::sdk::{load_sdk_config, retry_config, timeout_config};
 use crate::config::PoolName;
 use crate::model::{
-    ActionRef, Address, AllocationId, AssociationId, AttachmentId, Ec2Instance, Eni, EniId,
-    GroupInstance, InstanceId, LifecycleResult,
+    ActionRef, Address, AllocationId, AssociationId, AttachmentId, Ec2Instance, Eni, EniId, Group,
+    GroupInstance, Hook, InstanceId, LifecycleResult,
 };
 
 /// What pinhook asks of Auto Scaling.
@@ -38,6 +40,13 @@ pub trait AutoScalingApi: Send + Sync {
         &self,
         group: &str,
     ) -> impl Future<Output = Result<Vec<GroupInstance>, AwsError>> + Send;
+
+    /// The groups of those names that exist, with their instances.
+    fn groups(&self, names: &[String])
+    -> impl Future<Output = Result<Vec<Group>, AwsError>> + Send;
+
+    /// Every lifecycle hook of a group.
+    fn hooks(&self, group: &str) -> impl Future<Output = Result<Vec<Hook>, AwsError>> + Send;
 
     /// The `NotificationMetadata` of a lifecycle hook, `None` if the hook has none or is gone.
     fn hook_metadata(

@@ -29,7 +29,7 @@ const CONCURRENT_WIN: &str = "pinned by a concurrent delivery";
 
 /// How a claim ended, before the lease is recorded and the action completed.
 #[derive(Debug)]
-pub(super) enum Pinning {
+pub(crate) enum Pinning {
     Pinned {
         member: Member,
         note: Option<String>,
@@ -46,7 +46,7 @@ pub(super) enum Pinning {
 /// Until when pinning may go on, and the member a claim is under way for, so that a launch cut
 /// short by its deadline can say where a late claim will land.
 #[derive(Debug)]
-pub(super) struct Budget {
+pub(crate) struct Budget {
     pub end: Instant,
     in_flight: Mutex<Option<String>>,
 }
@@ -71,10 +71,30 @@ impl Budget {
     }
 }
 
-/// One launch's claim of a member of `pool` in `zone`.
-pub(super) struct Claim<'a, A, E, K> {
+/// Whom a claim is for: an instance of a group, and the lifecycle action that holds it, if any.
+/// The sweep claims for an instance in service, with no action to keep alive: it never waits
+/// for a release.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Subject<'a> {
+    pub group: &'a str,
+    pub instance: &'a InstanceId,
+    pub action: Option<&'a LifecycleAction>,
+}
+
+impl<'a> Subject<'a> {
+    pub fn of(action: &'a LifecycleAction) -> Self {
+        Self {
+            group: &action.group,
+            instance: &action.instance,
+            action: Some(action),
+        }
+    }
+}
+
+/// One claim of a member of `pool` in `zone`, for a launch or for the sweep.
+pub(crate) struct Claim<'a, A, E, K> {
     app: &'a Pinhook<A, E>,
-    action: &'a LifecycleAction,
+    subject: Subject<'a>,
     kind: K,
     pool: PoolName,
     zone: String,
@@ -93,7 +113,7 @@ pub(super) struct Claim<'a, A, E, K> {
 impl<'a, A: AutoScalingApi, E: Ec2Api, K: MemberKind> Claim<'a, A, E, K> {
     pub fn new(
         app: &'a Pinhook<A, E>,
-        action: &'a LifecycleAction,
+        subject: Subject<'a>,
         kind: K,
         zone: String,
         takeover: Option<bool>,
@@ -102,7 +122,7 @@ impl<'a, A: AutoScalingApi, E: Ec2Api, K: MemberKind> Claim<'a, A, E, K> {
     ) -> Self {
         Self {
             app,
-            action,
+            subject,
             pool: kind.pool().clone(),
             kind,
             zone,
@@ -123,8 +143,8 @@ impl<'a, A: AutoScalingApi, E: Ec2Api, K: MemberKind> Claim<'a, A, E, K> {
         members: Vec<K::Member>,
         interfaces: Vec<Eni>,
     ) -> Result<Pinning, AwsError> {
-        let (action, pool) = (self.action, self.pool.clone());
-        let (instance, pool) = (&action.instance, pool.as_str());
+        let pool = self.pool.clone();
+        let (instance, pool) = (self.subject.instance, pool.as_str());
         if let Some(held) = decide::held(&members, pool, instance, &interfaces) {
             info!(
                 member = held.member_id(),
@@ -330,7 +350,8 @@ impl<'a, A: AutoScalingApi, E: Ec2Api, K: MemberKind> Claim<'a, A, E, K> {
             }
             Exhaustion::Releasing { held } => {
                 let poll = self.app.settings.poll_interval;
-                if Instant::now() + poll < self.budget.end {
+                // Only a launch waits: the sweep has no action to keep alive, and comes back.
+                if self.subject.action.is_some() && Instant::now() + poll < self.budget.end {
                     let why = "waiting for a leaving holder to release a member";
                     if let Some(end) = self.heartbeat(true, why).await {
                         return Ok(Some(end));
@@ -371,12 +392,11 @@ impl<'a, A: AutoScalingApi, E: Ec2Api, K: MemberKind> Claim<'a, A, E, K> {
                 }
             },
         };
-        let action = self.action;
         let victims = decide::takeover_victims(
             members,
             self.pool.as_str(),
-            &action.group,
-            &action.instance,
+            self.subject.group,
+            self.subject.instance,
             asg,
             ec2.as_deref(),
         );
@@ -408,7 +428,7 @@ impl<'a, A: AutoScalingApi, E: Ec2Api, K: MemberKind> Claim<'a, A, E, K> {
         if self.running {
             return Ok(None);
         }
-        let instance = &self.action.instance;
+        let instance = self.subject.instance;
         match self.run_state().await? {
             Some(RunState::Pending) => {
                 info!("the instance is still booting; waiting for it before taking a member over");
@@ -427,7 +447,7 @@ impl<'a, A: AutoScalingApi, E: Ec2Api, K: MemberKind> Claim<'a, A, E, K> {
     /// The instance is still booting: poll EC2 until it runs, with heartbeats if that takes
     /// long. `Some` ending when it never will, or the deadline comes first.
     async fn wait_until_running(&mut self, refusal: &str) -> Result<Option<Pinning>, AwsError> {
-        let instance = &self.action.instance;
+        let instance = self.subject.instance;
         let poll = self.app.settings.poll_interval;
         let started = Instant::now();
         loop {
@@ -462,7 +482,7 @@ impl<'a, A: AutoScalingApi, E: Ec2Api, K: MemberKind> Claim<'a, A, E, K> {
 
     /// The instance's state as EC2 reports it; `None` while EC2's reads do not show it yet.
     async fn run_state(&self) -> Result<Option<RunState>, AwsError> {
-        let instance = std::slice::from_ref(&self.action.instance);
+        let instance = std::slice::from_ref(self.subject.instance);
         let described = self.app.ec2.instances(instance).await?;
         Ok(described.into_iter().next().map(|i| i.state))
     }
@@ -471,6 +491,7 @@ impl<'a, A: AutoScalingApi, E: Ec2Api, K: MemberKind> Claim<'a, A, E, K> {
     /// first at once for a wait that may be long (`at_once`), else after an interval. `Some`
     /// ending when the action ended meanwhile.
     async fn heartbeat(&mut self, at_once: bool, why: &str) -> Option<Pinning> {
+        let action = self.subject.action?;
         let interval = self.app.settings.heartbeat_interval;
         let due = *self.next_heartbeat.get_or_insert_with(|| match at_once {
             true => Instant::now(),
@@ -480,12 +501,7 @@ impl<'a, A: AutoScalingApi, E: Ec2Api, K: MemberKind> Claim<'a, A, E, K> {
             return None;
         }
         info!(why, "sending a lifecycle heartbeat");
-        match self
-            .app
-            .asg
-            .record_heartbeat(&self.action.action_ref())
-            .await
-        {
+        match self.app.asg.record_heartbeat(&action.action_ref()).await {
             Ok(()) => {}
             Err(err) if err.is(ErrorKind::NoActiveAction) => {
                 return Some(Pinning::Stale(format!(

@@ -4,7 +4,7 @@
 use tokio::time::Instant;
 use tracing::{Span, error, info, warn};
 
-use super::claim::{Budget, Claim, Pinning};
+use super::claim::{Budget, Claim, Pinning, Subject};
 use super::outcome::{Ending, HandlerError, Outcome, Summary};
 use super::{Deadline, Pinhook};
 use crate::aws::{AutoScalingApi, AwsError, Ec2Api, EniFilter, ErrorKind};
@@ -206,7 +206,15 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
             }
         };
         metrics.availability_zone = Some(zone.clone());
-        let claim = Claim::new(self, action, kind, zone, takeover, budget, metrics);
+        let claim = Claim::new(
+            self,
+            Subject::of(action),
+            kind,
+            zone,
+            takeover,
+            budget,
+            metrics,
+        );
         match claim.run(members?, interfaces?).await? {
             Pinning::Pinned {
                 member,
@@ -229,7 +237,7 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
     /// Step 5: the holder tag on the member and the lease tag on the instance. The attachment
     /// or association is what pins; the tags only record it, so a refusal is reported in the
     /// summary rather than failing the launch. A transient failure is returned for redelivery.
-    async fn record_lease(
+    pub(super) async fn record_lease(
         &self,
         member: &str,
         instance: &InstanceId,

@@ -7,6 +7,7 @@ mod claim;
 mod launch;
 mod outcome;
 mod release;
+mod sweep;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -16,6 +17,7 @@ use tracing::{Instrument, Span, error, field, info, info_span, warn};
 
 use self::outcome::Ending;
 pub use self::outcome::{Completion, HandlerError, Outcome, Summary};
+pub use self::sweep::{Done, SweepOptions, SweepReport};
 use crate::aws::{AutoScalingApi, AwsError, Ec2Api, ErrorKind};
 use crate::config::{HookConfig, Owner, PoolName, Settings};
 use crate::decide;
@@ -117,6 +119,10 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
                     ..Summary::new(Outcome::Ignored).reason("test notification")
                 })
             }
+            Incoming::Scheduled => {
+                let span = info_span!("sweep");
+                Box::pin(self.scheduled(deadline).instrument(span)).await
+            }
             Incoming::NotLifecycle { reason } => {
                 warn!(%reason, "ignoring an event that is not an Auto Scaling lifecycle action");
                 Ok(Summary::new(Outcome::Ignored).reason(reason))
@@ -164,6 +170,29 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
         self.metrics
             .record(&metrics, &self.settings.metrics_namespace);
         result
+    }
+
+    /// The schedule's sweep of the groups in `PINHOOK_GROUPS`.
+    async fn scheduled(&self, deadline: Deadline) -> Result<Summary, HandlerError> {
+        if self.settings.groups.is_empty() {
+            warn!("a scheduled sweep, but PINHOOK_GROUPS names no group: nothing to sweep");
+            return Ok(Summary::new(Outcome::Ignored)
+                .reason("scheduled sweep: PINHOOK_GROUPS names no group"));
+        }
+        let report = match self.sweep(&SweepOptions::default(), deadline).await {
+            Ok(report) => report,
+            Err(err) if err.is(ErrorKind::Transient) => return Err(HandlerError::Transient(err)),
+            Err(err) => {
+                error!(error = %err, "the sweep could not read what it sweeps");
+                return Ok(Summary::new(Outcome::Swept).reason(format!("the sweep failed: {err}")));
+            }
+        };
+        let reason = format!("swept {}", report.headline());
+        info!(%reason, "sweep done");
+        Ok(Summary {
+            sweep: Some(Box::new(report)),
+            ..Summary::new(Outcome::Swept).reason(reason)
+        })
     }
 
     /// A lifecycle action: pinhook's own are launched or released, other tools' left alone.

@@ -29,6 +29,9 @@ pub enum Outcome {
     /// A broken event that names no lifecycle action: nothing could be done.
     #[serde(rename = "rejected")]
     Rejected,
+    /// A scheduled sweep ran (the summary's `sweep` says what it did).
+    #[serde(rename = "swept")]
+    Swept,
 }
 
 impl From<LifecycleResult> for Outcome {
@@ -69,6 +72,8 @@ pub struct Summary {
     pub completion: Option<Completion>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<Box<super::sweep::SweepReport>>,
 }
 
 impl Summary {
@@ -86,6 +91,7 @@ impl Summary {
             outcome,
             completion: None,
             reason: None,
+            sweep: None,
         }
     }
 

@@ -18,7 +18,7 @@ use crate::model::{Eni, LifecycleResult, PoolMember};
 
 /// What the releases of one termination did.
 #[derive(Debug, Default)]
-struct Released {
+pub(super) struct Released {
     members: Vec<String>,
     failures: Vec<String>,
 }
@@ -34,6 +34,14 @@ impl Released {
                 error!(member = id, %reason, "release failed; the sweep will retry it");
                 self.failures.push(format!("{id}: {reason}"));
             }
+        }
+    }
+
+    /// For the sweep: what was released, or what failed.
+    pub(super) fn outcome(&self, pool: &PoolName) -> Result<String, String> {
+        match self.failures.is_empty() {
+            true => Ok(self.reason(pool)),
+            false => Err(self.reason(pool)),
         }
     }
 
@@ -169,7 +177,7 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
 
     /// Releases what the instance holds of one kind, clears the holder tags that still name it,
     /// and the lease tag on the instance.
-    async fn release_kind<K: MemberKind>(
+    pub(super) async fn release_kind<K: MemberKind>(
         &self,
         kind: &K,
         listed: Result<Vec<K::Member>, AwsError>,

@@ -504,3 +504,118 @@ async fn access_denied_on_associate_address_ends_with_on_failure_naming_the_perm
     );
     assert_eq!(complete.num_calls(), 1);
 }
+
+/// The sweep of group "g" through mocked Auto Scaling and EC2 answers.
+async fn sweep_with(
+    asg_rules: &[&Rule],
+    ec2_client: Ec2Sdk,
+) -> Result<pinhook::SweepReport, pinhook::aws::AwsError> {
+    let settings = pinhook::config::Settings {
+        groups: vec!["g".into()],
+        ..fast_settings()
+    };
+    Pinhook::new(
+        AutoScalingClient::new(asg(asg_rules)),
+        Ec2Client::new(ec2_client),
+        settings,
+    )
+    .with_metrics(pinhook::metrics::MetricsSink::Discard)
+    .sweep(
+        &pinhook::SweepOptions::default(),
+        Deadline::after(Duration::from_secs(60)),
+    )
+    .await
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sweep_over_answers_with_fields_missing_does_not_panic() {
+    // A group described without its name, one without instance details, hooks without names,
+    // and a pool ENI attached to an instance that AWS describes only in part
+    let groups = asg_ok(
+        "DescribeAutoScalingGroups",
+        &format!(
+            "<AutoScalingGroups><member></member><member><AutoScalingGroupName>g</AutoScalingGroupName><Instances><member></member><member><InstanceId>{INSTANCE}</InstanceId></member></Instances></member></AutoScalingGroups>"
+        ),
+    );
+    let groups = mock!(AsgSdk::describe_auto_scaling_groups)
+        .sequence()
+        .http_status(200, Some(groups))
+        .repeatedly()
+        .build();
+    let hooks = asg_ok(
+        "DescribeLifecycleHooks",
+        r#"<LifecycleHooks><member></member><member><LifecycleHookName>pinhook-launch</LifecycleHookName><LifecycleTransition>autoscaling:EC2_INSTANCE_LAUNCHING</LifecycleTransition><NotificationMetadata>{"pin":"eni","pool":"lic"}</NotificationMetadata></member></LifecycleHooks>"#,
+    );
+    let hooks = mock!(AsgSdk::describe_lifecycle_hooks)
+        .sequence()
+        .http_status(200, Some(hooks))
+        .repeatedly()
+        .build();
+    let describe = describe_answering(
+        200,
+        asg_ok(
+            "DescribeAutoScalingInstances",
+            "<AutoScalingInstances></AutoScalingInstances>",
+        ),
+    );
+    let pool = mock!(Ec2Sdk::describe_network_interfaces)
+        .sequence()
+        .http_status(200, Some(enis(&format!("<item></item>{}", pool_eni(true)))))
+        .repeatedly()
+        .build();
+    let instances = mock!(Ec2Sdk::describe_instances)
+        .sequence()
+        .http_status(
+            200,
+            Some(ec2_ok(
+                "DescribeInstances",
+                "<reservationSet><item><instancesSet><item></item></instancesSet></item></reservationSet>",
+            )),
+        )
+        .repeatedly()
+        .build();
+    let detach = mock!(Ec2Sdk::detach_network_interface)
+        .sequence()
+        .http_status(
+            200,
+            Some(ec2_ok("DetachNetworkInterface", "<return>true</return>")),
+        )
+        .repeatedly()
+        .build();
+
+    let report = sweep_with(
+        &[&groups, &hooks, &describe],
+        ec2(&[&pool, &instances, &detach]),
+    )
+    .await
+    .unwrap();
+
+    // The ENI's holder is in no group and EC2 does not show it: it is gone, and the member is
+    // released; the partial group and hooks are skipped, never a panic.
+    assert_eq!(report.pools.len(), 1, "{report:?}");
+    assert_eq!(report.pools[0].members.len(), 1, "{report:?}");
+    assert_eq!(detach.num_calls(), 1, "{report:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sweep_denied_its_reads_says_which_permission_is_missing() {
+    let denied = mock!(AsgSdk::describe_auto_scaling_groups)
+        .sequence()
+        .http_status(
+            403,
+            Some(asg_error(
+                "AccessDenied",
+                "User: arn:aws:sts::123456789012:assumed-role/pinhook/x is not authorized to perform: autoscaling:DescribeAutoScalingGroups",
+            )),
+        )
+        .repeatedly()
+        .build();
+
+    let err = sweep_with(&[&denied], ec2(&[])).await.unwrap_err();
+
+    assert!(
+        err.to_string()
+            .contains("grant autoscaling:DescribeAutoScalingGroups to the function's role"),
+        "{err}"
+    );
+}

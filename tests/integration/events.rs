@@ -4,9 +4,13 @@
 use pinhook::Outcome;
 use serde_json::json;
 
+use std::process::Command;
+
+use serde_json::Value;
+
 use crate::support::{
-    AZ_A, GroupSpec, LambdaRuntime, World, eni_metadata, instance_of, repo_root, sample_event,
-    sample_for, unique,
+    AZ_A, Emulator, GroupSpec, LambdaRuntime, World, eni_metadata, instance_of, pinhook_cli,
+    python, repo_root, sample_event, sample_for, unique,
 };
 
 #[tokio::test]
@@ -206,4 +210,61 @@ async fn the_eip_samples_pin_and_release_when_they_name_real_lifecycle_actions()
     );
     assert_eq!(released.outcome, Outcome::Continue, "{released:?}");
     assert_eq!(world.address_state(&address).await.association, None);
+}
+
+#[tokio::test]
+async fn seeded_samples_replay_into_real_pins_and_releases_from_the_cli() {
+    // Given an emulator of its own, seeded by emulator/seed.py with what each sample names, as
+    // the README's local replay does
+    let emulator: &'static Emulator = Box::leak(Box::new(Emulator::start()));
+    let seed = |file: &str| {
+        let output = Command::new(python())
+            .arg(repo_root().join("emulator/seed.py"))
+            .args(["--endpoint", &emulator.url])
+            .arg(repo_root().join("events").join(file))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "seeding {file}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let replay = |file: &str| -> Value {
+        let path = repo_root().join("events").join(file);
+        let output = pinhook_cli(&emulator.url, &["replay".as_ref(), path.as_os_str()]);
+        assert!(
+            output.status.success(),
+            "replaying {file}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let expected = [
+        ("launch.json", "pinned eni-"),
+        ("terminate.json", "released eni-"),
+        ("eip-launch.json", "pinned eipalloc-"),
+        ("eip-terminate.json", "released eipalloc-"),
+        ("warm-pool-launch.json", "launching into the warm pool"),
+    ];
+    for (file, reason) in expected {
+        // When the sample is seeded, then replayed with `pinhook replay`
+        seed(file);
+        let summary = replay(file);
+        // Then it acts on a real instance, and completes its action
+        assert_eq!(summary["outcome"], "CONTINUE", "{file}: {summary}");
+        assert_eq!(summary["completion"], "completed", "{file}: {summary}");
+        assert!(
+            summary["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with(reason),
+            "{file}: {summary}"
+        );
+        assert_eq!(
+            summary["instance"],
+            sample_event(file)["detail"]["EC2InstanceId"],
+            "{file}"
+        );
+    }
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 use pinhook::aws::{AddressFilter, AutoScalingApi, AwsError, Ec2Api, EniFilter};
 use pinhook::model::{
     ActionRef, Address, AllocationId, AssociationId, Attachment, AttachmentId, AttachmentStatus,
-    Ec2Instance, Eni, EniId, GroupInstance, InstanceId, LifecycleResult, LifecycleState,
-    PoolMember, RunState,
+    Ec2Instance, Eni, EniId, Group, GroupInstance, Hook, InstanceId, LifecycleResult,
+    LifecycleState, PoolMember, RunState,
 };
 use tokio::time::Instant;
 
@@ -123,6 +123,7 @@ impl FakeCloud {
             }),
             pool: Some(pool.into()),
             holder: holder.map(str::to_owned),
+            idle_since: None,
         });
     }
 
@@ -238,6 +239,28 @@ impl AutoScalingApi for FakeCloud {
     }
 
     async fn warm_pool_instances(&self, _group: &str) -> Result<Vec<GroupInstance>, AwsError> {
+        Ok(Vec::new())
+    }
+
+    async fn groups(&self, names: &[String]) -> Result<Vec<Group>, AwsError> {
+        let state = self.state.lock().unwrap();
+        Ok(names
+            .iter()
+            .map(|name| Group {
+                name: name.clone(),
+                max_size: 10,
+                availability_zones: vec!["us-east-1a".into()],
+                instances: state
+                    .instances
+                    .iter()
+                    .filter(|i| &i.group == name)
+                    .cloned()
+                    .collect(),
+            })
+            .collect())
+    }
+
+    async fn hooks(&self, _group: &str) -> Result<Vec<Hook>, AwsError> {
         Ok(Vec::new())
     }
 

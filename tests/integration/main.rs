@@ -15,6 +15,8 @@ mod events;
 mod fake;
 mod foreign_hooks;
 mod reliability;
+mod sweep;
 mod takeover;
 mod template;
 mod waiting;
+mod warm_pool;

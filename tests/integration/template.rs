@@ -34,6 +34,7 @@ fn template_with(group_names: &[&str], hook_names: &[&str]) -> Value {
     parameters.insert("HookNames".to_owned(), json!(hook_names));
     parameters.insert("HookGroupName".to_owned(), json!(""));
     parameters.insert("AlarmTopicArn".to_owned(), json!(""));
+    parameters.insert("SweepSchedule".to_owned(), json!("rate(5 minutes)"));
     parameters.insert("AWS::Partition".to_owned(), json!("aws"));
     parameters.insert("AWS::Region".to_owned(), json!(REGION));
     parameters.insert("AWS::AccountId".to_owned(), json!(ACCOUNT));
@@ -209,12 +210,14 @@ const EC2_ACTIONS: [(&str, &str, Option<&str>); 16] = [
         "network-interface",
         Some(POOL_TAG),
     ),
-    ("ec2:DetachNetworkInterface", "instance", Some(GROUP_TAG)),
+    // A release only takes a pool member off an instance; the sweep releases from instances
+    // that left the groups, which need not carry the group tag any more.
+    ("ec2:DetachNetworkInterface", "instance", None),
     ("ec2:AssociateAddress", "elastic-ip", Some(POOL_TAG)),
     ("ec2:AssociateAddress", "instance", Some(GROUP_TAG)),
     ("ec2:AssociateAddress", "network-interface", None),
     ("ec2:DisassociateAddress", "elastic-ip", Some(POOL_TAG)),
-    ("ec2:DisassociateAddress", "instance", Some(GROUP_TAG)),
+    ("ec2:DisassociateAddress", "instance", None),
     ("ec2:DisassociateAddress", "network-interface", None),
     ("ec2:CreateTags", "network-interface", Some(POOL_TAG)),
     ("ec2:CreateTags", "elastic-ip", Some(POOL_TAG)),
@@ -444,4 +447,42 @@ fn the_function_is_arm64_on_provided_al2023_built_by_cargo_lambda_with_json_logs
         alarm["Dimensions"][0]["Value"],
         "getatt:DeadLetterQueue.QueueName"
     );
+}
+
+#[test]
+fn the_sweep_runs_on_a_schedule_over_the_same_groups_as_the_rule() {
+    let template = template(&["licensed-app", "egress-nodes"]);
+    let resources = &template["Resources"];
+    let rule = &resources["SweepRule"];
+    assert_eq!(rule["Condition"], "Sweep");
+    assert_eq!(rule["Properties"]["ScheduleExpression"], "rate(5 minutes)");
+    assert_eq!(
+        rule["Properties"]["Targets"][0]["Arn"],
+        "getatt:PinhookFunction.Arn"
+    );
+    assert_eq!(
+        resources["SweepRulePermission"]["Properties"]["SourceArn"],
+        "getatt:SweepRule.Arn"
+    );
+    let variables = &resources["PinhookFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(variables["PINHOOK_GROUPS"], "licensed-app,egress-nodes");
+    // the function reads what it serves: the groups' instances and hooks
+    let describe = statements(&template)
+        .into_iter()
+        .find(|s| as_list(&s["Resource"]).contains(&json!("*")))
+        .expect("the describe statement");
+    for action in [
+        "autoscaling:DescribeAutoScalingGroups",
+        "autoscaling:DescribeLifecycleHooks",
+        "ec2:DescribeInstances",
+    ] {
+        assert!(
+            as_list(&describe["Action"]).contains(&json!(action)),
+            "{action}"
+        );
+    }
+    // the scheduled sample event is what the schedule sends
+    let scheduled = sample_event("scheduled.json");
+    assert_eq!(scheduled["source"], "aws.events");
+    assert_eq!(scheduled["detail-type"], "Scheduled Event");
 }

@@ -18,7 +18,7 @@ use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use pinhook::aws::{AutoScalingClient, Ec2Client, retry_config, timeout_config};
 use pinhook::config::Settings;
 use pinhook::metrics::MetricsSink;
-use pinhook::{Deadline, Pinhook, Summary};
+use pinhook::{Deadline, Pinhook, Summary, SweepOptions, SweepReport};
 use serde_json::{Value, json};
 
 pub const REGION: &str = "us-east-1";
@@ -139,6 +139,19 @@ pub struct Emulator {
     pid: u32,
 }
 
+/// The Python that has the emulator's requirements: `.venv`'s, or `PINHOOK_PYTHON`.
+pub fn python() -> PathBuf {
+    let python = std::env::var_os("PINHOOK_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
+    assert!(
+        python.exists(),
+        "{} does not exist: run `make test` (it creates .venv with the emulator), or set PINHOOK_PYTHON to a Python that has emulator/requirements.txt installed",
+        python.display()
+    );
+    python
+}
+
 impl Emulator {
     pub fn start() -> Self {
         Self::start_with(&[])
@@ -146,14 +159,7 @@ impl Emulator {
 
     /// An emulator started with extra options, e.g. `["--boot-delay", "2"]`.
     pub fn start_with(options: &[&str]) -> Self {
-        let python = std::env::var_os("PINHOOK_PYTHON")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
-        assert!(
-            python.exists(),
-            "{} does not exist: run `make test` (it creates .venv with the emulator), or set PINHOOK_PYTHON to a Python that has emulator/requirements.txt installed",
-            python.display()
-        );
+        let python = python();
         let port_file = std::env::temp_dir().join(unique("pinhook-emulator-port"));
         let child = Command::new(&python)
             .arg(repo_root().join("emulator/pinhook_emulator.py"))
@@ -330,6 +336,7 @@ pub fn fast_settings() -> Settings {
         heartbeat_interval: Duration::from_secs(1),
         max_attempts: 3,
         metrics_namespace: "pinhook-test".to_owned(),
+        ..Settings::default()
     }
 }
 
@@ -662,6 +669,140 @@ impl World {
                 .sum(),
             _ => 0.0,
         }
+    }
+
+    /// The real handler sweeping these groups.
+    pub fn sweeper(&self, groups: &[&str]) -> App {
+        self.app_with(Settings {
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            ..self.settings.clone()
+        })
+    }
+
+    /// A sweep of the groups, as the schedule runs it (`dry_run`: as `pinhook sweep --dry-run`).
+    pub async fn sweep(&self, groups: &[&str], dry_run: bool) -> SweepReport {
+        self.sweeper(groups)
+            .sweep(
+                &SweepOptions {
+                    dry_run,
+                    ..SweepOptions::default()
+                },
+                Deadline::after(Duration::from_secs(60)),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("the sweep failed: {e}"))
+    }
+
+    /// Detaches an ENI by hand, as a person with the console would, and waits until it is free.
+    pub async fn detach_by_hand(&self, eni: &str) {
+        let state = self.eni_state(eni).await;
+        let found = self
+            .ec2
+            .describe_network_interfaces()
+            .network_interface_ids(eni)
+            .send()
+            .await
+            .unwrap();
+        let attachment = found.network_interfaces()[0]
+            .attachment()
+            .and_then(|a| a.attachment_id())
+            .unwrap_or_else(|| panic!("{eni} is not attached: {state:?}"))
+            .to_owned();
+        self.ec2
+            .detach_network_interface()
+            .attachment_id(attachment)
+            .send()
+            .await
+            .unwrap();
+        self.wait_available(eni).await;
+    }
+
+    /// Disassociates an address by hand.
+    pub async fn disassociate_by_hand(&self, allocation: &str) {
+        let association = self
+            .address_state(allocation)
+            .await
+            .association
+            .unwrap_or_else(|| panic!("{allocation} is not associated"));
+        self.ec2
+            .disassociate_address()
+            .association_id(association)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    pub async fn tag(&self, resource: &str, key: &str, value: &str) {
+        self.ec2
+            .create_tags()
+            .resources(resource)
+            .tags(Tag::builder().key(key).value(value).build())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Terminates an instance through EC2, as a Spot reclaim or a person does: no hooks run.
+    pub async fn terminate_in_ec2(&self, instance: &str) {
+        self.ec2
+            .terminate_instances()
+            .instance_ids(instance)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Takes an instance out of its group (it keeps running), lowering the desired capacity.
+    pub async fn detach_from_group(&self, group: &Group, instance: &str) {
+        self.asg
+            .detach_instances()
+            .auto_scaling_group_name(&group.name)
+            .instance_ids(instance)
+            .should_decrement_desired_capacity(true)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Gives the group a warm pool of `size` stopped instances, reused on scale-in.
+    pub async fn warm_pool(&self, group: &Group, size: i32) {
+        self.asg
+            .put_warm_pool()
+            .auto_scaling_group_name(&group.name)
+            .min_size(size)
+            .max_group_prepared_capacity(0)
+            .pool_state(aws_sdk_autoscaling::types::WarmPoolState::Stopped)
+            .instance_reuse_policy(
+                aws_sdk_autoscaling::types::InstanceReusePolicy::builder()
+                    .reuse_on_scale_in(true)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// (instance, lifecycle state) of every instance in the group's warm pool.
+    pub async fn warm_instances(&self, group: &Group) -> Vec<(String, String)> {
+        let found = self
+            .asg
+            .describe_warm_pool()
+            .auto_scaling_group_name(&group.name)
+            .send()
+            .await
+            .unwrap();
+        found
+            .instances()
+            .iter()
+            .map(|i| {
+                (
+                    i.instance_id().unwrap_or_default().to_owned(),
+                    i.lifecycle_state()
+                        .map(|s| s.as_str().to_owned())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect()
     }
 
     /// Delivers an event to the real handler, as the Lambda runtime would.
@@ -1355,6 +1496,20 @@ pub fn pinhook_binary() -> PathBuf {
         path.display()
     );
     path
+}
+
+/// Runs the pinhook CLI against the emulator at `endpoint`, as an operator runs it from a
+/// terminal with the standard AWS environment.
+pub fn pinhook_cli(endpoint: &str, args: &[&std::ffi::OsStr]) -> std::process::Output {
+    Command::new(pinhook_binary())
+        .args(args)
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_REGION", REGION)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("running the pinhook binary")
 }
 
 pub fn cargo_lambda() -> PathBuf {
