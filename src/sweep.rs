@@ -49,7 +49,7 @@ pub enum Severity {
 pub struct Finding {
     pub severity: Severity,
     /// `idle-address`, `short-of-members`, `not-pinhooks-hook`, `bad-hook`, `no-hook`,
-    /// `no-group`, `held-elsewhere`, `holder-unknown`.
+    /// `no-group`, `held-elsewhere`, `holder-unknown`, `unreadable-pool`.
     pub kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pool: Option<String>,
@@ -63,7 +63,7 @@ pub struct Finding {
 }
 
 impl Finding {
-    fn new(severity: Severity, kind: &'static str, message: String) -> Self {
+    pub fn new(severity: Severity, kind: &'static str, message: String) -> Self {
         Self {
             severity,
             kind,

@@ -10,12 +10,14 @@ use tracing::{info, warn};
 
 use super::claim::{Budget, Claim, Pinning, Subject};
 use super::{Deadline, Pinhook};
-use crate::aws::{AddressFilter, AutoScalingApi, AwsError, Ec2Api, EniFilter, Meter, Metered};
+use crate::aws::{
+    AddressFilter, AutoScalingApi, AwsError, Ec2Api, EniFilter, ErrorKind, Meter, Metered,
+};
 use crate::config::{HOLDER_TAG, IDLE_SINCE_TAG, INSTANCE_EIP_TAG, INSTANCE_ENI_TAG, Pin};
 use crate::member::{EipKind, EniKind, MemberKind};
 use crate::metrics::{self, Metrics};
 use crate::model::{InstanceId, PoolMember};
-use crate::sweep::{self, Finding, Holders, IdleMark, PoolPlan, PoolSpec, Repair};
+use crate::sweep::{self, Finding, Holders, IdleMark, PoolPlan, PoolSpec, Repair, Severity};
 
 /// What to sweep, and whether to change anything.
 #[derive(Debug, Clone, Default)]
@@ -163,20 +165,27 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
                 report.stopped = Some(self.stop_reason(stop, "reading pool", spec));
                 break;
             }
-            let plan = match spec.eip {
-                false => {
-                    let members = self
-                        .ec2
-                        .network_interfaces(&EniFilter::Pool(spec.pool.clone()))
-                        .await?;
-                    self.plan_pool(spec, &groups, &members).await?
+            let plan = match self.read_pool(spec, &groups).await {
+                Ok(plan) => plan,
+                Err(err) if err.is(ErrorKind::NotSent) => {
+                    report.stopped = Some(err.to_string());
+                    break;
                 }
-                true => {
-                    let members = self
-                        .ec2
-                        .addresses(&AddressFilter::Pool(spec.pool.clone()))
-                        .await?;
-                    self.plan_pool(spec, &groups, &members).await?
+                // One pool that cannot be read does not keep the others from their sweep.
+                Err(err) => {
+                    warn!(pool = spec.pool.as_str(), error = %err, "could not read the pool");
+                    report.findings.push(Finding {
+                        pool: Some(spec.pool.to_string()),
+                        ..Finding::new(
+                            Severity::Error,
+                            "unreadable-pool",
+                            format!(
+                                "pool {:?} could not be read, so it was not swept: {err}",
+                                spec.pool.as_str()
+                            ),
+                        )
+                    });
+                    continue;
                 }
             };
             if !options.dry_run {
@@ -192,6 +201,26 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
             warn!(%stopped, "the sweep stopped early; the next one goes on");
         }
         Ok(report)
+    }
+
+    /// Reads a pool's members and their holders, and plans the pool.
+    async fn read_pool(
+        &self,
+        spec: &PoolSpec,
+        groups: &[crate::model::Group],
+    ) -> Result<PoolPlan, AwsError> {
+        match spec.eip {
+            false => {
+                let filter = EniFilter::Pool(spec.pool.clone());
+                let members = self.ec2.network_interfaces(&filter).await?;
+                self.plan_pool(spec, groups, &members).await
+            }
+            true => {
+                let filter = AddressFilter::Pool(spec.pool.clone());
+                let members = self.ec2.addresses(&filter).await?;
+                self.plan_pool(spec, groups, &members).await
+            }
+        }
     }
 
     /// Reads the holders of a pool's members and plans the pool.
