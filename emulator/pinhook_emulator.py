@@ -448,7 +448,11 @@ class Lifecycle:
             "Warmed:Pending:Wait" if destination == "WarmPool" else WAIT_STATE[transition]
         )
         for hook in hooks:
-            self.actions.append(Action(group, hook, state, transition, origin, destination))
+            action = Action(group, hook, state, transition, origin, destination)
+            self.actions.append(action)
+            target = getattr(hook, "notification_target_arn", None)
+            if target:
+                NOTIFICATIONS.lifecycle_action(action, target)
 
     def find(self, token: str | None, group: str, hook: str, instance_id: str | None) -> Action:
         for action in self.actions:
@@ -522,6 +526,113 @@ class Lifecycle:
 
 
 LIFECYCLE = Lifecycle()
+
+
+# --------------------------------------------------------------------------------------------
+# Auto Scaling's notification targets: a hook's NotificationTargetARN (an SQS queue or an SNS
+# topic) gets a test notification when the hook is put and one message per lifecycle action.
+
+
+def iso_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Notifications:
+    """What Auto Scaling published to SNS topics, as Lambda would receive each message from a
+    topic subscription: the SNS record of a Lambda event, by topic ARN."""
+
+    def __init__(self) -> None:
+        self.sns_records: dict[str, list[dict[str, Any]]] = {}
+
+    def publish(self, target_arn: str, message: dict[str, Any], subject: str) -> None:
+        """Sends the message to the target; ValidationError, as AWS answers PutLifecycleHook,
+        when the target does not exist."""
+        from moto.sns.exceptions import TopicNotFound
+        from moto.sns.models import sns_backends
+        from moto.sqs.exceptions import QueueDoesNotExist
+        from moto.sqs.models import sqs_backends
+
+        parts = target_arn.split(":")
+        if len(parts) < 6 or parts[2] not in ("sqs", "sns"):
+            raise ValidationError(f"Invalid notification target ARN: {target_arn}")
+        service, region, account, name = parts[2], parts[3], parts[4], parts[5]
+        body = json.dumps(message)
+        try:
+            if service == "sqs":
+                sqs_backends[account][region].send_message(name, body)
+                return
+            topic = sns_backends[account][region].get_topic(target_arn)
+            message_id = topic.publish(body, subject=subject)
+        except (QueueDoesNotExist, TopicNotFound) as err:
+            raise ValidationError(
+                f"Unable to publish test message to notification target {target_arn} using IAM "
+                "role arn. Please check your target and role configuration and try to put "
+                "lifecycle hook again."
+            ) from err
+        self.sns_records.setdefault(target_arn, []).append(
+            {
+                "EventSource": "aws:sns",
+                "EventVersion": "1.0",
+                "EventSubscriptionArn": f"{target_arn}:{uuid.uuid4()}",
+                "Sns": {
+                    "Type": "Notification",
+                    "MessageId": message_id,
+                    "TopicArn": target_arn,
+                    "Subject": subject,
+                    "Message": body,
+                    "Timestamp": iso_now(),
+                    "SignatureVersion": "1",
+                    "Signature": "EXAMPLE",
+                    "SigningCertUrl": "https://sns.us-east-1.amazonaws.com/SimpleNotificationService.pem",
+                    "UnsubscribeUrl": f"https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn={target_arn}",
+                    "MessageAttributes": {},
+                },
+            }
+        )
+
+    def test_notification(self, group: Any, target_arn: str) -> None:
+        self.publish(
+            target_arn,
+            {
+                "AccountId": group.account_id,
+                "RequestId": str(uuid.uuid4()),
+                "AutoScalingGroupARN": group.arn,
+                "AutoScalingGroupName": group.name,
+                "Service": "AWS Auto Scaling",
+                "Event": "autoscaling:TEST_NOTIFICATION",
+                "Time": iso_now(),
+            },
+            "Auto Scaling: test notification for group " + group.name,
+        )
+
+    def lifecycle_action(self, action: "Action", target_arn: str) -> None:
+        """The LifecycleHookNotification AWS sends for an action: the fields of the
+        EventBridge event's detail, at the top level."""
+        detail = action.event()["detail"]
+        message = {
+            "Origin": detail["Origin"],
+            "LifecycleHookName": detail["LifecycleHookName"],
+            "Destination": detail["Destination"],
+            "AccountId": action.group.account_id,
+            "RequestId": str(uuid.uuid4()),
+            "LifecycleTransition": detail["LifecycleTransition"],
+            "AutoScalingGroupName": detail["AutoScalingGroupName"],
+            "Service": "AWS Auto Scaling",
+            "Time": action.time,
+            "EC2InstanceId": detail["EC2InstanceId"],
+            "LifecycleActionToken": detail["LifecycleActionToken"],
+        }
+        if "NotificationMetadata" in detail:
+            message["NotificationMetadata"] = detail["NotificationMetadata"]
+        verb = "LAUNCHING" if action.transition == LAUNCHING else "TERMINATING"
+        self.publish(
+            target_arn,
+            message,
+            f"Auto Scaling:  Lifecycle action '{verb}' for instance {action.instance_id} in progress.",
+        )
+
+
+NOTIFICATIONS = Notifications()
 
 
 def placements(group: Any) -> list[tuple[str | None, str]]:
@@ -750,12 +861,22 @@ def put_lifecycle_hook(self: Any) -> Any:
         metadata = getattr(existing, "notification_metadata", None)
     if metadata is not None and len(metadata) > 1023:
         raise ValidationError("NotificationMetadata must be at most 1023 characters")
+    target = self._get_param("NotificationTargetARN")
+    if target is None and existing is not None:
+        target = getattr(existing, "notification_target_arn", None)
+    role = self._get_param("RoleARN") or (getattr(existing, "role_arn", None) if existing else None)
+    if target and not role:
+        raise ValidationError("RoleARN is required when NotificationTargetARN is given")
+    if target:
+        # AWS publishes a test notification first, and refuses a target it cannot reach.
+        group = self.autoscaling_backend.autoscaling_groups[group_name]
+        NOTIFICATIONS.test_notification(group, target)
     hook = self.autoscaling_backend.create_lifecycle_hook(
         name=name, as_name=group_name, transition=transition, timeout=timeout, result=result
     )
     hook.notification_metadata = metadata
-    hook.notification_target_arn = self._get_param("NotificationTargetARN")
-    hook.role_arn = self._get_param("RoleARN")
+    hook.notification_target_arn = target
+    hook.role_arn = role
     return EmptyResult()
 
 
@@ -870,6 +991,8 @@ class Faults:
         self.slow_seconds = (0.05, 0.5)
         self.kinds: tuple[str, ...] = self.KINDS
         self.actions: set[str] | None = None
+        # Only requests whose parameters contain this text (an instance id, say) fail.
+        self.matching: str | None = None
         self.rng = random.Random()
         self.injected: dict[str, int] = {}
         self.slowed = 0
@@ -888,6 +1011,7 @@ class Faults:
             self.kinds = kinds
             actions = body.get("actions")
             self.actions = set(actions) if actions else None
+            self.matching = str(body["matching"]) if body.get("matching") else None
             if "seed" in body:
                 self.rng = random.Random(body["seed"])
 
@@ -901,10 +1025,12 @@ class Faults:
                 "slowed": self.slowed,
             }
 
-    def pick(self, action: str) -> tuple[str | None, float]:
+    def pick(self, action: str, body: bytes = b"") -> tuple[str | None, float]:
         """The fault for this request, if any, and how long to hold it first."""
         with self.lock:
             if self.actions is not None and action not in self.actions:
+                return None, 0.0
+            if self.matching is not None and self.matching.encode() not in body:
                 return None, 0.0
             delay = 0.0
             if self.slow_rate and self.rng.random() < self.slow_rate:
@@ -1079,7 +1205,7 @@ class Emulator:
         environ["wsgi.input"] = io.BytesIO(body)
         action = request_action(environ, body)
         form = parse_qs(body.decode("utf-8", "replace")) if body else {}
-        fault, delay = FAULTS.pick(action)
+        fault, delay = FAULTS.pick(action, body + environ.get("QUERY_STRING", "").encode())
         if delay:
             time.sleep(delay)  # outside the lock: a slow answer does not hold the others up
         if fault is not None:
@@ -1180,6 +1306,9 @@ class Emulator:
                 return reply(start_response, 200, settings_view())
             if route == "settings" and method == "GET":
                 return reply(start_response, 200, settings_view())
+            if route == "sns-records" and method == "GET":
+                records = NOTIFICATIONS.sns_records.get(query.get("topic", ""), [])
+                return reply(start_response, 200, {"records": records})
             if route == "adopt" and method == "POST":
                 try:
                     return reply(start_response, 200, adopt(body))

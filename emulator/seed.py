@@ -138,8 +138,10 @@ class World:
         return states[0] if states else None
 
     def new_instance(self, group: str, warm: bool) -> str:
-        """A new instance of the group, waiting on its launch hooks; its id."""
-        before = set(self.known_instances(group))
+        """A new instance of the group, waiting on its launch hooks; its id. A scale-out draws
+        on the warm pool first, so the instance may be one that waited there."""
+        waiting = "Warmed:Pending:Wait" if warm else "Pending:Wait"
+        before = self.known_instances(group)
         if warm:
             warmed = self.asg.describe_warm_pool(AutoScalingGroupName=group).get("Instances", [])
             self.asg.put_warm_pool(
@@ -148,18 +150,19 @@ class World:
         else:
             desired = self.group(group)["DesiredCapacity"]
             self.asg.set_desired_capacity(AutoScalingGroupName=group, DesiredCapacity=desired + 1)
-        new = [i for i in self.known_instances(group) if i not in before]
+        after = self.known_instances(group)
+        new = [i for i, state in after.items() if state == waiting and before.get(i) != waiting]
         if not new:
             raise SeedError(f"group {group} launched no instance")
-        return new[0]
+        return sorted(new)[0]
 
-    def known_instances(self, group: str) -> list[str]:
-        instances = [
-            i["InstanceId"]
+    def known_instances(self, group: str) -> dict[str, str]:
+        """The group's instances (the warm pool's too), with their lifecycle states."""
+        return {
+            i["InstanceId"]: i["LifecycleState"]
             for i in self.asg.describe_auto_scaling_instances()["AutoScalingInstances"]
             if i["AutoScalingGroupName"] == group
-        ]
-        return sorted(instances)
+        }
 
     def hold_member(self, instance: str, config: dict[str, Any]) -> None:
         """Pins a pool member to the instance by hand, as a completed launch would have."""
@@ -192,8 +195,28 @@ class World:
         self.ec2.create_tags(Resources=[instance], Tags=[{"Key": tag, "Value": member}])
 
 
+def lifecycle_fields(event: dict[str, Any]) -> dict[str, Any]:
+    """The lifecycle action's fields, however the sample delivers them: an EventBridge event's
+    detail, an SQS message's body (or the SNS envelope in it), an SNS record's Message."""
+    if "detail" in event:
+        return event.get("detail") or {}
+    records = event.get("Records") or [{}]
+    record = records[0] if isinstance(records[0], dict) else {}
+    try:
+        if record.get("eventSource") == "aws:sqs":
+            fields = json.loads(record.get("body") or "{}")
+            if fields.get("Type") == "Notification":
+                fields = json.loads(fields.get("Message") or "{}")
+            return fields
+        if record.get("EventSource") == "aws:sns":
+            return json.loads((record.get("Sns") or {}).get("Message") or "{}")
+    except ValueError:
+        pass
+    return {}
+
+
 def seed(world: World, event: dict[str, Any]) -> str:
-    detail = event.get("detail") or {}
+    detail = lifecycle_fields(event)
     group = detail.get("AutoScalingGroupName")
     hook = detail.get("LifecycleHookName")
     wanted = detail.get("EC2InstanceId")

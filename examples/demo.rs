@@ -63,6 +63,7 @@ async fn run() -> Result<(), String> {
     eip_scenario(&world, &runtime, &net, &mut problems).await?;
     ha_scenario(&world, &runtime, &net, &mut problems).await?;
     warm_pool_scenario(&world, &runtime, &net, &mut problems).await?;
+    queue_scenario(&world, &runtime, &net, &mut problems).await?;
     sweep_scenario(&world, &runtime, &mut problems).await?;
 
     let log = runtime.log.clone();
@@ -73,7 +74,7 @@ async fn run() -> Result<(), String> {
         println!(
             "\ndemo passed: 4 booting instances pinned to 4 distinct ENIs in their own AZ (another tool's hook left alone) \
              and 2 to 2 distinct Elastic IPs, everything released on scale-in, the HA replacement took its address over across AZs, \
-             a warm-pool instance pinned only while in the group, and the sweep repaired a lost launch, a hand-detached ENI and a Spot reclaim"
+             a warm-pool instance pinned only while in the group, two instances pinned and released through an SQS queue, and the sweep repaired a lost launch, a hand-detached ENI and a Spot reclaim"
         );
         Ok(())
     } else {
@@ -416,6 +417,95 @@ async fn warm_pool_scenario(
         problems.push(format!(
             "{instance} did not return to the warm pool: {warm:?}"
         ));
+    }
+    Ok(())
+}
+
+/// Hooks that send their lifecycle actions to an SQS queue instead of EventBridge, drained into
+/// the function through the real runtime loop by the project's poller, as Lambda's SQS event
+/// source mapping does (batches, `batchItemFailures`).
+async fn queue_scenario(
+    world: &World,
+    runtime: &LambdaRuntime,
+    net: &Network,
+    problems: &mut Vec<String>,
+) -> Result<(), String> {
+    const POOL: &str = "queued-licence";
+    banner("Hooks wired to an SQS queue: the same pins, drained in batches by an event source");
+    let pool = world.eni_pool(net, POOL, AZ_A, 2).await;
+    let queue = world.queue("pinhook-lifecycle").await;
+    let metadata = eni_metadata(POOL, json!({}));
+    let group = world
+        .group_named("queued-app", GroupSpec::bare(vec![net.subnet_a.clone()], 2))
+        .await;
+    step(&format!(
+        "the group \"queued-app\" gets pinhook's hooks with NotificationTargetARN = {}: Auto Scaling sends each a test notification",
+        queue.arn
+    ));
+    for (hook, transition) in [
+        ("pinhook-launch", "autoscaling:EC2_INSTANCE_LAUNCHING"),
+        ("pinhook-terminate", "autoscaling:EC2_INSTANCE_TERMINATING"),
+    ] {
+        world
+            .hook_to(&group.name, hook, transition, &metadata, &queue.arn)
+            .await;
+    }
+    let drain = async |what: &str| -> Result<Vec<Value>, String> {
+        step(what);
+        let batches = support::poll_queue(world, &queue, |event| async move {
+            let records = event["Records"].as_array().map_or(0, Vec::len);
+            let response = runtime.invoke(&event);
+            (response.clone(), (records, response))
+        })
+        .await;
+        let mut responses = Vec::new();
+        for (records, response) in batches {
+            println!("    a batch of {records} messages -> {response}");
+            if response.get("errorType").is_some() {
+                return Err(format!("the function failed a batch: {response}"));
+            }
+            responses.push(response);
+        }
+        Ok(responses)
+    };
+    drain("the poller drains the queue into the function: the test notifications are ignored")
+        .await?;
+    world.scale(&group, 2).await;
+    let responses = drain(
+        "scaling out to 2: both launch notifications wait in the queue; one batch, nothing to deliver again",
+    )
+    .await?;
+    if responses.iter().any(|r| {
+        r["batchItemFailures"]
+            .as_array()
+            .is_none_or(|f| !f.is_empty())
+    }) {
+        problems.push(format!("a queued batch reported failures: {responses:?}"));
+    }
+    step("the instances, pinned");
+    for (instance, az, state) in world.instances(&group).await {
+        let held: Vec<EniState> = world
+            .attached_to(&instance)
+            .await
+            .into_iter()
+            .filter(|e| e.pool.as_deref() == Some(POOL))
+            .collect();
+        let eni = held.first().map_or("-", |e| e.id.as_str());
+        println!("    {instance:<21} {az:<11} {eni:<23} {state}");
+        if held.len() != 1 || state != "InService" {
+            problems.push(format!(
+                "{instance} was not pinned through the queue ({state})"
+            ));
+        }
+    }
+    world.scale(&group, 0).await;
+    drain("scaling in to 0: the terminate notifications go the same way").await?;
+    print_enis(world, &pool).await;
+    for eni in &pool {
+        let state = world.wait_available(eni).await;
+        if state.holder.is_some() || state.status != "available" {
+            problems.push(format!("{eni} was not released through the queue"));
+        }
     }
     Ok(())
 }

@@ -314,6 +314,8 @@ pub struct Settings {
     pub sweep_max_calls: u32,
     /// How long a pool's Elastic IP may stay unassociated before the sweep reports it.
     pub idle_address_after: Duration,
+    /// How many records of an SQS batch (or SNS event) are handled at once.
+    pub batch_concurrency: u32,
 }
 
 impl Default for Settings {
@@ -330,6 +332,7 @@ impl Default for Settings {
             groups: Vec::new(),
             sweep_max_calls: 400,
             idle_address_after: Duration::from_secs(3600),
+            batch_concurrency: 10,
         }
     }
 }
@@ -351,7 +354,7 @@ pub enum SettingsError {
     ReserveTooShort { reserve: u128, attempt: u128 },
 }
 
-const SETTING_NAMES: [&str; 11] = [
+const SETTING_NAMES: [&str; 12] = [
     "PINHOOK_ATTACH_TIMEOUT_SECS",
     "PINHOOK_POLL_INTERVAL_MS",
     "PINHOOK_COMPLETION_RESERVE_MS",
@@ -363,13 +366,14 @@ const SETTING_NAMES: [&str; 11] = [
     "PINHOOK_GROUPS",
     "PINHOOK_SWEEP_MAX_CALLS",
     "PINHOOK_IDLE_ADDRESS_MINUTES",
+    "PINHOOK_BATCH_CONCURRENCY",
 ];
 
 impl fmt::Display for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "PINHOOK_ATTACH_TIMEOUT_SECS={} PINHOOK_POLL_INTERVAL_MS={} PINHOOK_COMPLETION_RESERVE_MS={} PINHOOK_ATTEMPT_TIMEOUT_MS={} PINHOOK_CONSISTENCY_WINDOW_MS={} PINHOOK_HEARTBEAT_INTERVAL_SECS={} PINHOOK_MAX_ATTEMPTS={} PINHOOK_METRICS_NAMESPACE={} PINHOOK_GROUPS={} PINHOOK_SWEEP_MAX_CALLS={} PINHOOK_IDLE_ADDRESS_MINUTES={}",
+            "PINHOOK_ATTACH_TIMEOUT_SECS={} PINHOOK_POLL_INTERVAL_MS={} PINHOOK_COMPLETION_RESERVE_MS={} PINHOOK_ATTEMPT_TIMEOUT_MS={} PINHOOK_CONSISTENCY_WINDOW_MS={} PINHOOK_HEARTBEAT_INTERVAL_SECS={} PINHOOK_MAX_ATTEMPTS={} PINHOOK_METRICS_NAMESPACE={} PINHOOK_GROUPS={} PINHOOK_SWEEP_MAX_CALLS={} PINHOOK_IDLE_ADDRESS_MINUTES={} PINHOOK_BATCH_CONCURRENCY={}",
             self.attach_timeout.as_secs(),
             self.poll_interval.as_millis(),
             self.completion_reserve.as_millis(),
@@ -380,7 +384,8 @@ impl fmt::Display for Settings {
             self.metrics_namespace,
             self.groups.join(","),
             self.sweep_max_calls,
-            self.idle_address_after.as_secs() / 60
+            self.idle_address_after.as_secs() / 60,
+            self.batch_concurrency
         )
     }
 }
@@ -467,6 +472,9 @@ impl Settings {
                 }
                 "PINHOOK_SWEEP_MAX_CALLS" => {
                     settings.sweep_max_calls = number(10, 100_000, "calls")? as u32;
+                }
+                "PINHOOK_BATCH_CONCURRENCY" => {
+                    settings.batch_concurrency = number(1, 100, "records")? as u32;
                 }
                 "PINHOOK_IDLE_ADDRESS_MINUTES" => {
                     settings.idle_address_after =

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use pinhook::aws::{AutoScalingClient, Ec2Client, load_sdk_config};
 use pinhook::config::Settings;
+use pinhook::event::Delivery;
 use pinhook::metrics::MetricsSink;
 use pinhook::{Deadline, Pinhook, SweepOptions, SweepReport};
 use serde_json::Value;
@@ -44,8 +45,8 @@ enum Command {
         #[command(flatten)]
         scope: Scope,
     },
-    /// Run the handler once on an event file (a lifecycle event, a test notification, a
-    /// scheduled event) and print its summary.
+    /// Run the handler once on an event file (an EventBridge event, an SQS batch or SNS
+    /// records, a test notification, a scheduled event) and print its summary.
     Replay {
         /// The event, as JSON.
         file: PathBuf,
@@ -125,8 +126,9 @@ async fn serve() -> Result<(), Error> {
     let app = &app;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = Deadline::from_epoch_millis(event.context.deadline);
-        app.handle(&event.payload, deadline)
+        app.invoke(&event.payload, deadline)
             .await
+            .map(|answer| answer.response)
             .map_err(Error::from)
     }))
     .await
@@ -176,9 +178,14 @@ async fn run(command: Command) -> Result<ExitCode, String> {
                 .map_err(|err| format!("cannot read {}: {err}", file.display()))?;
             let event: Value = serde_json::from_str(&text)
                 .map_err(|err| format!("{} is not JSON: {err}", file.display()))?;
-            match app.handle(&event, deadline).await {
-                Ok(summary) => {
-                    println!("{}", to_json(&summary)?);
+            match app.invoke(&event, deadline).await {
+                // One event: its summary, as the function answers. A batch: each record's
+                // summary beside the function's answer (`batchItemFailures` for SQS).
+                Ok(answer) => {
+                    match Delivery::parse(&event) {
+                        Delivery::Single(_) => println!("{}", to_json(&answer.response)?),
+                        Delivery::Records(..) => println!("{}", to_json(&answer)?),
+                    }
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(err) => {

@@ -1,9 +1,10 @@
 //! Any bytes, as the event Lambda hands to pinhook: parsing never panics, and what it makes of
-//! a lifecycle event is either a checked action or an error that says what is wrong.
+//! a lifecycle event is either a checked action or an error that says what is wrong, however
+//! Auto Scaling delivered it (EventBridge, an SQS batch, SNS records).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pinhook::event::Incoming;
+use pinhook::event::{Delivery, Incoming};
 use serde_json::{Value, json};
 
 fuzz_target!(|data: &[u8]| {
@@ -11,14 +12,25 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     check(&value);
-    // The same input as the detail of an Auto Scaling lifecycle event, where most checks live.
+    // The same input as the detail of an Auto Scaling lifecycle event, where most checks live,
+    // and as the notification an SQS message or an SNS record carries.
     for detail_type in ["EC2 Instance-launch Lifecycle Action", "EC2 Instance-terminate Lifecycle Action"] {
         check(&json!({"source": "aws.autoscaling", "detail-type": detail_type, "detail": value}));
     }
+    let body = value.to_string();
+    check(&json!({"Records": [{"messageId": "m", "body": body, "eventSource": "aws:sqs"}]}));
+    check(&json!({"Records": [{"EventSource": "aws:sns", "Sns": {"MessageId": "s", "Message": body}}]}));
 });
 
 fn check(event: &Value) {
-    match Incoming::parse(event) {
+    match Delivery::parse(event) {
+        Delivery::Single(incoming) => check_one(&incoming),
+        Delivery::Records(_, records) => records.iter().for_each(|r| check_one(&r.incoming)),
+    }
+}
+
+fn check_one(incoming: &Incoming) {
+    match incoming {
         Incoming::Malformed { error, .. } => assert!(!error.to_string().is_empty()),
         Incoming::Action(action) => assert!(!action.group.is_empty() && !action.token.is_empty()),
         Incoming::NotLifecycle { reason } => assert!(!reason.is_empty()),

@@ -3,6 +3,7 @@
 //! (`launch.rs`) or a release (`release.rs`); both end in `outcome.rs`, and every claim goes
 //! through the claim engine (`claim.rs`).
 
+mod batch;
 mod claim;
 mod launch;
 mod outcome;
@@ -15,6 +16,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 use tracing::{Instrument, Span, error, field, info, info_span, warn};
 
+pub use self::batch::Answer;
 use self::outcome::Ending;
 pub use self::outcome::{Completion, HandlerError, Outcome, Summary};
 pub use self::sweep::{Done, SweepOptions, SweepReport};
@@ -101,14 +103,24 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
         }
     }
 
-    /// Handles one event delivered to the function.
+    /// Handles one event as EventBridge delivers it (or any single event invoked directly).
     pub async fn handle(
         &self,
         payload: &Value,
         deadline: Deadline,
     ) -> Result<Summary, HandlerError> {
+        self.handle_incoming(Incoming::parse(payload), deadline)
+            .await
+    }
+
+    /// Handles one parsed event or record.
+    async fn handle_incoming(
+        &self,
+        incoming: Incoming,
+        deadline: Deadline,
+    ) -> Result<Summary, HandlerError> {
         let mut metrics = Metrics::default();
-        let result = match Incoming::parse(payload) {
+        let result = match incoming {
             Incoming::TestNotification { group } => {
                 info!(
                     group = group.as_deref().unwrap_or("-"),

@@ -21,6 +21,12 @@ fn template(group_names: &[&str]) -> Value {
 
 /// The same, with the optional `HookNames` parameter.
 fn template_with(group_names: &[&str], hook_names: &[&str]) -> Value {
+    template_full(group_names, hook_names, false)
+}
+
+/// The same, with the optional lifecycle queue (`NotificationQueue`) and the hooks created on a
+/// group.
+fn template_full(group_names: &[&str], hook_names: &[&str], queue: bool) -> Value {
     let text = std::fs::read_to_string(repo_root().join("template.yaml")).expect("template.yaml");
     let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("template.yaml is YAML");
     let mut parameters = BTreeMap::new();
@@ -32,7 +38,12 @@ fn template_with(group_names: &[&str], hook_names: &[&str]) -> Value {
         hook_names
     };
     parameters.insert("HookNames".to_owned(), json!(hook_names));
-    parameters.insert("HookGroupName".to_owned(), json!(""));
+    parameters.insert(
+        "HookGroupName".to_owned(),
+        json!(if queue { group_names[0] } else { "" }),
+    );
+    parameters.insert("NotificationQueue".to_owned(), json!(queue.to_string()));
+    parameters.insert("ReservedConcurrency".to_owned(), json!(20));
     parameters.insert("AlarmTopicArn".to_owned(), json!(""));
     parameters.insert("SweepSchedule".to_owned(), json!("rate(5 minutes)"));
     parameters.insert("AWS::Partition".to_owned(), json!("aws"));
@@ -65,7 +76,14 @@ fn evaluate(yaml: &serde_yaml_ng::Value, parameters: &BTreeMap<String, Value>) -
         Y::Bool(b) => json!(b),
         Y::Number(n) => serde_json::to_value(n).unwrap(),
         Y::String(s) => json!(s),
-        Y::Sequence(items) => Value::Array(items.iter().map(|i| evaluate(i, parameters)).collect()),
+        // AWS::NoValue (null here) removes an item from a list, as CloudFormation does.
+        Y::Sequence(items) => Value::Array(
+            items
+                .iter()
+                .map(|i| evaluate(i, parameters))
+                .filter(|v| !v.is_null())
+                .collect(),
+        ),
         Y::Mapping(map) => {
             if map.len() == 1 {
                 let (key, value) = map.iter().next().unwrap();
@@ -485,4 +503,74 @@ fn the_sweep_runs_on_a_schedule_over_the_same_groups_as_the_rule() {
     let scheduled = sample_event("scheduled.json");
     assert_eq!(scheduled["source"], "aws.events");
     assert_eq!(scheduled["detail-type"], "Scheduled Event");
+}
+
+#[test]
+fn the_optional_queue_is_encrypted_drained_with_batch_item_failures_and_fed_by_the_hooks() {
+    let with = template_full(&["licensed-app"], &[], true);
+    let resources = &with["Resources"];
+    // the queue and its dead-letter queue, encrypted at rest, redriven after five receives
+    let queue = &resources["LifecycleQueue"]["Properties"];
+    assert_eq!(queue["SqsManagedSseEnabled"], true);
+    assert_eq!(
+        queue["RedrivePolicy"]["deadLetterTargetArn"],
+        "getatt:LifecycleQueueDeadLetters.Arn"
+    );
+    assert_eq!(queue["RedrivePolicy"]["maxReceiveCount"], 5);
+    assert!(queue["VisibilityTimeout"].as_u64().unwrap() >= 6 * 300);
+    assert_eq!(
+        resources["LifecycleQueueDeadLetters"]["Properties"]["SqsManagedSseEnabled"],
+        true
+    );
+    // the event source mapping reports only the failed records
+    let mapping = &resources["LifecycleQueueMapping"]["Properties"];
+    assert_eq!(mapping["EventSourceArn"], "getatt:LifecycleQueue.Arn");
+    assert_eq!(
+        mapping["FunctionResponseTypes"],
+        json!(["ReportBatchItemFailures"])
+    );
+    assert!(mapping["BatchSize"].as_u64().unwrap() <= 10);
+    // Auto Scaling publishes with a role of its own, limited to the queue
+    let role = &resources["LifecycleNotificationRole"]["Properties"];
+    assert_eq!(
+        role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"],
+        "autoscaling.amazonaws.com"
+    );
+    let publish = &role["Policies"][0]["PolicyDocument"]["Statement"][0];
+    assert_eq!(
+        publish["Action"],
+        json!(["sqs:SendMessage", "sqs:GetQueueUrl"])
+    );
+    assert_eq!(publish["Resource"], "getatt:LifecycleQueue.Arn");
+    // the created hooks publish to it
+    for hook in ["LaunchHook", "TerminateHook"] {
+        let properties = &resources[hook]["Properties"];
+        assert_eq!(
+            properties["NotificationTargetARN"],
+            "getatt:LifecycleQueue.Arn"
+        );
+        assert_eq!(
+            properties["RoleARN"],
+            "getatt:LifecycleNotificationRole.Arn"
+        );
+    }
+    // the function may drain the queue, and nothing more of SQS
+    let drain = statements(&with)
+        .into_iter()
+        .find(|s| as_list(&s["Action"]).contains(&json!("sqs:ReceiveMessage")))
+        .expect("a statement to drain the queue");
+    assert_eq!(drain["Resource"], "getatt:LifecycleQueue.Arn");
+    // and the function has a concurrency limit
+    assert_eq!(
+        resources["PinhookFunction"]["Properties"]["ReservedConcurrentExecutions"],
+        20
+    );
+    // without the queue, no statement about it
+    let without = template(&["licensed-app"]);
+    assert!(
+        statements(&without)
+            .iter()
+            .all(|s| !as_list(&s["Action"]).contains(&json!("sqs:ReceiveMessage")))
+    );
+    assert!(without["Resources"]["LaunchHook"]["Properties"]["NotificationTargetARN"].is_null());
 }

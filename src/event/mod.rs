@@ -1,5 +1,10 @@
-//! Incoming events: EventBridge lifecycle actions become a typed `LifecycleAction`, and
+//! Incoming events: a lifecycle action, however Auto Scaling delivered it (an EventBridge event
+//! here, an SQS or SNS message in `delivery.rs`), becomes one typed `LifecycleAction`, and
 //! everything else is sorted into what pinhook ignores and what is broken.
+
+mod delivery;
+
+pub use self::delivery::{Delivery, Record, Source};
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
@@ -62,21 +67,29 @@ impl LifecycleAction {
     }
 }
 
-/// What is wrong with an event that claims to be a lifecycle action.
+/// What is wrong with an event that claims to be a lifecycle action. `at` is where the fields
+/// are: `detail.` in an EventBridge event, nothing in Auto Scaling's notification JSON.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventError {
     #[error("the event is not a valid EventBridge event: {0}")]
     Envelope(String),
-    #[error("the lifecycle event has no detail.{0}")]
-    Missing(&'static str),
-    #[error("detail.{field} is {value:?}: expected {expected}")]
+    /// An SQS or SNS record that does not carry Auto Scaling's notification JSON.
+    #[error("{0}")]
+    Record(String),
+    #[error("the lifecycle event has no {at}{field}")]
+    Missing {
+        at: &'static str,
+        field: &'static str,
+    },
+    #[error("{at}{field} is {value:?}: expected {expected}")]
     Invalid {
+        at: &'static str,
         field: &'static str,
         value: String,
         expected: &'static str,
     },
-    #[error("detail.EC2InstanceId: {0}")]
-    Instance(#[from] InvalidId),
+    #[error("{at}EC2InstanceId: {error}")]
+    Instance { at: &'static str, error: InvalidId },
 }
 
 /// An event sorted by what pinhook does with it.
@@ -138,7 +151,7 @@ impl Incoming {
             };
         }
         let malformed = |error: EventError| Self::Malformed {
-            action: partial_ref(value),
+            action: value.get("detail").and_then(partial_ref),
             transition: Some(transition),
             metadata: string_at(value, &["detail", "NotificationMetadata"]),
             error,
@@ -147,7 +160,56 @@ impl Incoming {
             Ok(event) => event,
             Err(err) => return malformed(EventError::Envelope(err.to_string())),
         };
-        match LifecycleAction::from_detail(transition, event.detail) {
+        match LifecycleAction::from_detail(Some(transition), event.detail, "detail.") {
+            Ok(action) => Self::Action(Box::new(action)),
+            Err(error) => malformed(error),
+        }
+    }
+
+    /// Auto Scaling's own notification, as an SQS message's body or an SNS message carries it:
+    /// the fields of EventBridge's `detail` at the top level, or `Event` for a test
+    /// notification and for the group's other notifications (launch, terminate, errors).
+    pub fn from_notification(value: &Value) -> Self {
+        if string_at(value, &["Event"]).as_deref() == Some(TEST_NOTIFICATION) {
+            let group = string_at(value, &["AutoScalingGroupName"]);
+            return Self::TestNotification { group };
+        }
+        let names_an_action = [
+            "LifecycleActionToken",
+            "LifecycleHookName",
+            "LifecycleTransition",
+        ]
+        .iter()
+        .any(|key| value.get(key).is_some());
+        if !names_an_action {
+            return Self::NotLifecycle {
+                reason: match string_at(value, &["Event"]) {
+                    Some(event) => format!(
+                        "an Auto Scaling notification {} rather than a lifecycle action",
+                        describe(Some(&event))
+                    ),
+                    None => "a message that is not an Auto Scaling lifecycle notification".into(),
+                },
+            };
+        }
+        let transition = string_at(value, &["LifecycleTransition"])
+            .as_deref()
+            .and_then(Transition::parse);
+        let malformed = |error: EventError| Self::Malformed {
+            action: partial_ref(value),
+            transition,
+            metadata: string_at(value, &["NotificationMetadata"]),
+            error,
+        };
+        let detail = match LifecycleDetail::deserialize(value) {
+            Ok(detail) => detail,
+            Err(err) => {
+                return malformed(EventError::Record(format!(
+                    "the Auto Scaling notification is not valid: {err}"
+                )));
+            }
+        };
+        match LifecycleAction::from_detail(None, detail, "") {
             Ok(action) => Self::Action(Box::new(action)),
             Err(error) => malformed(error),
         }
@@ -155,24 +217,33 @@ impl Incoming {
 }
 
 impl LifecycleAction {
-    fn from_detail(expected: Transition, detail: LifecycleDetail) -> Result<Self, EventError> {
+    /// The action from its fields; `expected` is the transition an EventBridge detail-type
+    /// names, `at` where the fields are (for messages).
+    fn from_detail(
+        expected: Option<Transition>,
+        detail: LifecycleDetail,
+        at: &'static str,
+    ) -> Result<Self, EventError> {
         let required = |value: Option<String>, field: &'static str| {
             value
                 .filter(|v| !v.trim().is_empty())
-                .ok_or(EventError::Missing(field))
+                .ok_or(EventError::Missing { at, field })
         };
         let group = required(detail.auto_scaling_group_name, "AutoScalingGroupName")?;
         let hook = required(detail.lifecycle_hook_name, "LifecycleHookName")?;
-        let instance = InstanceId::parse(&required(detail.ec2_instance_id, "EC2InstanceId")?)?;
+        let instance = InstanceId::parse(&required(detail.ec2_instance_id, "EC2InstanceId")?)
+            .map_err(|error| EventError::Instance { at, error })?;
         let token = required(detail.lifecycle_action_token, "LifecycleActionToken")?;
         let raw_transition = required(detail.lifecycle_transition, "LifecycleTransition")?;
         let transition = Transition::parse(&raw_transition).ok_or(EventError::Invalid {
+            at,
             field: "LifecycleTransition",
             value: raw_transition.clone(),
             expected: "autoscaling:EC2_INSTANCE_LAUNCHING or autoscaling:EC2_INSTANCE_TERMINATING",
         })?;
-        if transition != expected {
+        if expected.is_some_and(|expected| transition != expected) {
             return Err(EventError::Invalid {
+                at,
                 field: "LifecycleTransition",
                 value: raw_transition,
                 expected: "the transition named by the event's detail-type",
@@ -182,6 +253,7 @@ impl LifecycleAction {
             value
                 .map(|v| {
                     Location::parse(&v).ok_or(EventError::Invalid {
+                        at,
                         field,
                         value: v,
                         expected: "EC2, AutoScalingGroup or WarmPool",
@@ -207,12 +279,13 @@ fn is_test_notification(value: &Value) -> bool {
         || string_at(value, &["detail", "Event"]).as_deref() == Some(TEST_NOTIFICATION)
 }
 
-/// The lifecycle action an event names, read leniently from whatever parts of it are intact.
-fn partial_ref(value: &Value) -> Option<ActionRef> {
-    let group = string_at(value, &["detail", "AutoScalingGroupName"])?;
-    let hook = string_at(value, &["detail", "LifecycleHookName"])?;
-    let instance = InstanceId::parse(&string_at(value, &["detail", "EC2InstanceId"])?).ok()?;
-    let token = string_at(value, &["detail", "LifecycleActionToken"]);
+/// The lifecycle action named by the fields of an event's detail (or of a notification), read
+/// leniently from whatever parts of it are intact.
+fn partial_ref(fields: &Value) -> Option<ActionRef> {
+    let group = string_at(fields, &["AutoScalingGroupName"])?;
+    let hook = string_at(fields, &["LifecycleHookName"])?;
+    let instance = InstanceId::parse(&string_at(fields, &["EC2InstanceId"])?).ok()?;
+    let token = string_at(fields, &["LifecycleActionToken"]);
     Some(ActionRef {
         group,
         hook,
@@ -296,7 +369,13 @@ mod tests {
         else {
             panic!("not malformed");
         };
-        assert_eq!(error, EventError::Missing("LifecycleTransition"));
+        assert_eq!(
+            error,
+            EventError::Missing {
+                at: "detail.",
+                field: "LifecycleTransition"
+            }
+        );
         assert_eq!(
             error.to_string(),
             "the lifecycle event has no detail.LifecycleTransition"
@@ -313,6 +392,7 @@ mod tests {
             Incoming::parse(&event),
             Incoming::Malformed {
                 error: EventError::Invalid {
+                    at: "detail.",
                     field: "LifecycleTransition",
                     ..
                 },
