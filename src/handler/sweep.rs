@@ -133,10 +133,13 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
             false => options.groups.clone(),
         };
         let groups = self.asg.groups(&names).await?;
-        let mut hooks = Vec::new();
-        for group in &groups {
-            hooks.extend(self.asg.hooks(&group.name).await?);
-        }
+        // Each group's hooks, read concurrently.
+        let hooks: Vec<_> =
+            futures_util::future::try_join_all(groups.iter().map(|g| self.asg.hooks(&g.name)))
+                .await?
+                .into_iter()
+                .flatten()
+                .collect();
         let (mut specs, findings) = sweep::pools(&names, &groups, &hooks);
         if let Some(only) = &options.pool {
             specs.retain(|s| s.pool.as_str() == only);

@@ -44,6 +44,7 @@ fn template_full(group_names: &[&str], hook_names: &[&str], queue: bool) -> Valu
     );
     parameters.insert("NotificationQueue".to_owned(), json!(queue.to_string()));
     parameters.insert("ReservedConcurrency".to_owned(), json!(20));
+    parameters.insert("LifecycleRuleState".to_owned(), json!("ENABLED"));
     parameters.insert("AlarmTopicArn".to_owned(), json!(""));
     parameters.insert("SweepSchedule".to_owned(), json!("rate(5 minutes)"));
     parameters.insert("AWS::Partition".to_owned(), json!("aws"));
@@ -560,6 +561,7 @@ fn the_optional_queue_is_encrypted_drained_with_batch_item_failures_and_fed_by_t
         .find(|s| as_list(&s["Action"]).contains(&json!("sqs:ReceiveMessage")))
         .expect("a statement to drain the queue");
     assert_eq!(drain["Resource"], "getatt:LifecycleQueue.Arn");
+    assert_eq!(resources["LifecycleRule"]["Properties"]["State"], "ENABLED");
     // and the function has a concurrency limit
     assert_eq!(
         resources["PinhookFunction"]["Properties"]["ReservedConcurrentExecutions"],
