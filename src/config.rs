@@ -310,7 +310,8 @@ pub struct Settings {
     pub metrics_namespace: String,
     /// The groups the sweep serves (`PINHOOK_GROUPS`, comma-separated).
     pub groups: Vec<String>,
-    /// The most AWS calls one sweep may make; it stops there and goes on at the next one.
+    /// The calls one sweep may make: no repair starts that the rest does not cover, and one under
+    /// way may finish a little past it. The next sweep goes on.
     pub sweep_max_calls: u32,
     /// How long a pool's Elastic IP may stay unassociated before the sweep reports it.
     pub idle_address_after: Duration,

@@ -10,7 +10,13 @@ use crate::model::{
     GroupInstance, Hook, InstanceId, LifecycleResult,
 };
 
-/// The calls of one run, and its limits.
+/// How far past its budget a run may go to finish a repair it started: a repair is never cut
+/// in the middle (an ENI attached but not yet tagged, say) because its waits took more reads
+/// than foreseen.
+const FINISHING_CALLS: u32 = 50;
+
+/// The calls of one run, and its limits: the sweep starts new work only while the budget
+/// lasts, and the calls themselves are refused only past the budget and a margin to finish.
 #[derive(Debug)]
 pub struct Meter {
     calls: AtomicU32,
@@ -53,13 +59,13 @@ impl Meter {
             return Err(AwsError::not_sent(operation, "a dry run changes nothing"));
         }
         let sent = self.calls.fetch_add(1, Ordering::Relaxed);
-        if sent >= self.limit {
+        if sent >= self.limit.saturating_add(FINISHING_CALLS) {
             self.calls.fetch_sub(1, Ordering::Relaxed);
             self.refused.fetch_add(1, Ordering::Relaxed);
             return Err(AwsError::not_sent(
                 operation,
                 format!(
-                    "the sweep's budget of {} calls for this run is spent",
+                    "the sweep's budget of {} calls for this run is spent, with {FINISHING_CALLS} more to finish the repair under way",
                     self.limit
                 ),
             ));
