@@ -342,7 +342,7 @@ pub fn releases<'a, M: PoolMember>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::{
         Address, AddressAssociation, AllocationId, AssociationId, Attachment, AttachmentId, EniId,
@@ -352,7 +352,8 @@ mod tests {
         InstanceId::parse(s).unwrap()
     }
 
-    fn eni(n: u32, az: &str, holder: Option<(&str, i32)>) -> Eni {
+    /// A pool ENI of pool "lic", attached to `holder` at a device index (and tagged for it).
+    pub(crate) fn eni(n: u32, az: &str, holder: Option<(&str, i32)>) -> Eni {
         Eni {
             id: EniId::parse(&format!("eni-{n:04}")).unwrap(),
             availability_zone: Some(az.into()),

@@ -137,21 +137,17 @@ async fn serve() -> Result<(), Error> {
 /// Logs of a CLI run go to standard error, so standard output carries only the answer:
 /// warnings and errors, or what `RUST_LOG` asks for.
 fn init_cli_logs() {
-    let subscriber = tracing_subscriber_compat();
-    let _ = tracing::subscriber::set_global_default(subscriber);
-}
-
-fn tracing_subscriber_compat() -> impl tracing::Subscriber + Send + Sync {
     use lambda_runtime::tracing::subscriber::filter::EnvFilter;
     // The SDK's own warnings about where it looked for a region or credentials are noise here:
     // a missing one is reported once, with what to do.
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("warn,aws_config=error"));
-    lambda_runtime::tracing::subscriber::fmt()
+    let subscriber = lambda_runtime::tracing::subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(filter)
         .with_target(false)
-        .finish()
+        .finish();
+    let _ = tracing::subscriber::set_global_default(subscriber);
 }
 
 /// A CLI command: `Ok` exit code, or a message saying what to do.
@@ -317,7 +313,7 @@ fn status_text(report: &SweepReport) -> String {
         ));
     }
     for f in report.all_findings() {
-        out.push_str(&format!("{:?}: {}\n", f.severity, f.message).to_lowercase_first());
+        out.push_str(&format!("{}: {}\n", f.severity.as_str(), f.message));
     }
     out
 }
@@ -335,23 +331,9 @@ fn sweep_text(report: &SweepReport) -> String {
         out.push_str(&format!("{mark}: {}: {}\n", d.repair, d.result));
     }
     for f in report.all_findings() {
-        out.push_str(&format!("{:?}: {}\n", f.severity, f.message).to_lowercase_first());
+        out.push_str(&format!("{}: {}\n", f.severity.as_str(), f.message));
     }
     out.push_str(&report.headline());
     out.push('\n');
     out
-}
-
-trait LowercaseFirst {
-    fn to_lowercase_first(self) -> String;
-}
-
-impl LowercaseFirst for String {
-    fn to_lowercase_first(self) -> String {
-        let mut chars = self.chars();
-        match chars.next() {
-            Some(c) => c.to_lowercase().chain(chars).collect(),
-            None => self,
-        }
-    }
 }

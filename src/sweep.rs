@@ -44,6 +44,16 @@ pub enum Severity {
     Error,
 }
 
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Warning => "warning",
+            Self::Error => "error",
+        }
+    }
+}
+
 /// Something the owner should know, that the sweep does not change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
@@ -202,15 +212,6 @@ impl Repair {
             Self::Pin { .. } => 10,
         }
     }
-
-    pub fn pool(&self) -> &str {
-        match self {
-            Self::Release { pool, .. }
-            | Self::ClearTag { pool, .. }
-            | Self::RecordLease { pool, .. }
-            | Self::Pin { pool, .. } => pool,
-        }
-    }
 }
 
 impl std::fmt::Display for Repair {
@@ -310,11 +311,25 @@ impl Holders<'_> {
         outside
     }
 
+    /// Auto Scaling's view of the instance: in a served group, or elsewhere.
+    fn described(&self, instance: &InstanceId) -> Option<&GroupInstance> {
+        self.in_groups(instance)
+            .or_else(|| self.elsewhere.iter().find(|i| &i.instance == instance))
+    }
+
+    fn state_of(&self, instance: &InstanceId) -> Option<String> {
+        if let Some(i) = self.described(instance) {
+            return Some(i.state.to_string());
+        }
+        let ec2 = self.ec2?;
+        Some(match ec2.iter().find(|i| &i.instance == instance) {
+            Some(i) => format!("{} (in no group)", i.state),
+            None => "gone".into(),
+        })
+    }
+
     fn standing(&self, instance: &InstanceId, spec: &PoolSpec) -> Standing {
-        let described = self
-            .in_groups(instance)
-            .or_else(|| self.elsewhere.iter().find(|i| &i.instance == instance));
-        if let Some(described) = described {
+        if let Some(described) = self.described(instance) {
             let state = &described.state;
             let name = state.to_string();
             if name.ends_with(":Wait")
@@ -617,22 +632,6 @@ pub fn plan<M: PoolMember>(
     plan
 }
 
-impl Holders<'_> {
-    fn state_of(&self, instance: &InstanceId) -> Option<String> {
-        if let Some(i) = self
-            .in_groups(instance)
-            .or_else(|| self.elsewhere.iter().find(|i| &i.instance == instance))
-        {
-            return Some(i.state.to_string());
-        }
-        let ec2 = self.ec2?;
-        Some(match ec2.iter().find(|i| &i.instance == instance) {
-            Some(i) => format!("{} (in no group)", i.state),
-            None => "gone".into(),
-        })
-    }
-}
-
 /// A duration as people read it: `3 h 20 min`, `12 min`, `40 s`.
 pub fn human(d: Duration) -> String {
     let s = d.as_secs();
@@ -705,7 +704,7 @@ pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Address, AllocationId, Attachment, AttachmentStatus, Eni, EniId};
+    use crate::model::{Address, AllocationId, Eni};
 
     fn id(s: &str) -> InstanceId {
         InstanceId::parse(s).unwrap()
@@ -730,31 +729,11 @@ mod tests {
         }
     }
 
+    /// A pool ENI attached to `holder` at device index 1, whose holder tag says `tag`.
     fn eni(n: u32, holder: Option<&str>, tag: Option<&str>) -> Eni {
-        Eni {
-            id: EniId::parse(&format!("eni-{n:04}")).unwrap(),
-            availability_zone: Some("us-east-1a".into()),
-            status: Some(
-                if holder.is_some() {
-                    "in-use"
-                } else {
-                    "available"
-                }
-                .into(),
-            ),
-            attachment: holder.map(|h| Attachment {
-                id: None,
-                instance: Some(id(h)),
-                device_index: Some(1),
-                status: AttachmentStatus::Attached,
-            }),
-            mac_address: None,
-            private_ip: None,
-            public_ip: None,
-            elastic_ip: None,
-            pool: Some("lic".into()),
-            holder: tag.map(str::to_owned),
-        }
+        let mut eni = crate::decide::tests::eni(n, "us-east-1a", holder.map(|h| (h, 1)));
+        eni.holder = tag.map(str::to_owned);
+        eni
     }
 
     fn spec(metadata: &str) -> PoolSpec {

@@ -20,7 +20,6 @@ const FINISHING_CALLS: u32 = 50;
 #[derive(Debug)]
 pub struct Meter {
     calls: AtomicU32,
-    refused: AtomicU32,
     limit: u32,
     dry_run: bool,
 }
@@ -29,7 +28,6 @@ impl Meter {
     pub fn new(limit: u32, dry_run: bool) -> Self {
         Self {
             calls: AtomicU32::new(0),
-            refused: AtomicU32::new(0),
             limit,
             dry_run,
         }
@@ -38,11 +36,6 @@ impl Meter {
     /// Calls sent so far.
     pub fn calls(&self) -> u32 {
         self.calls.load(Ordering::Relaxed)
-    }
-
-    /// Calls refused because the budget was spent.
-    pub fn refused(&self) -> u32 {
-        self.refused.load(Ordering::Relaxed)
     }
 
     pub fn limit(&self) -> u32 {
@@ -61,7 +54,6 @@ impl Meter {
         let sent = self.calls.fetch_add(1, Ordering::Relaxed);
         if sent >= self.limit.saturating_add(FINISHING_CALLS) {
             self.calls.fetch_sub(1, Ordering::Relaxed);
-            self.refused.fetch_add(1, Ordering::Relaxed);
             return Err(AwsError::not_sent(
                 operation,
                 format!(

@@ -203,6 +203,32 @@ impl<'a, A: AutoScalingApi, E: Ec2Api, K: MemberKind> Claim<'a, A, E, K> {
         }
     }
 
+    /// Steps 2 to 5: the claim, then the lease tags of what it pinned.
+    pub async fn run_and_lease(
+        self,
+        members: Vec<K::Member>,
+        interfaces: Vec<Eni>,
+    ) -> Result<Pinning, AwsError> {
+        let (app, instance) = (self.app, self.subject.instance);
+        match self.run(members, interfaces).await? {
+            Pinning::Pinned {
+                member,
+                note,
+                booted,
+            } => {
+                let note = app
+                    .record_lease(&member.id, instance, K::INSTANCE_TAG, note)
+                    .await?;
+                Ok(Pinning::Pinned {
+                    member,
+                    note,
+                    booted,
+                })
+            }
+            other => Ok(other),
+        }
+    }
+
     /// Claims one member (or takes it over from `takeover_from`), until it is won, lost to
     /// someone else (`None`), or the attempt ends the launch.
     async fn attempt(

@@ -215,23 +215,7 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
             budget,
             metrics,
         );
-        match claim.run(members?, interfaces?).await? {
-            Pinning::Pinned {
-                member,
-                note,
-                booted,
-            } => {
-                let note = self
-                    .record_lease(&member.id, instance, K::INSTANCE_TAG, note)
-                    .await?;
-                Ok(Pinning::Pinned {
-                    member,
-                    note,
-                    booted,
-                })
-            }
-            other => Ok(other),
-        }
+        claim.run_and_lease(members?, interfaces?).await
     }
 
     /// Step 5: the holder tag on the member and the lease tag on the instance. The attachment

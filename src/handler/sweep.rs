@@ -92,12 +92,6 @@ impl SweepReport {
     }
 }
 
-/// Why the sweep cannot go on.
-enum Stop {
-    Deadline,
-    Budget(u32),
-}
-
 impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
     /// Sweeps every pool of the served groups (or, with `dry_run`, only reports what it would
     /// do), until the deadline less the completion reserve, within the call budget.
@@ -164,8 +158,8 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
             calls: 0,
         };
         for spec in &specs {
-            if let Some(stop) = self.must_stop(end, meter, 3) {
-                report.stopped = Some(self.stop_reason(stop, "reading pool", spec));
+            if let Some(stop) = Self::must_stop(end, meter, 3, "reading pool", spec) {
+                report.stopped = Some(stop);
                 break;
             }
             let plan = match self.read_pool(spec, &groups).await {
@@ -296,8 +290,8 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
             .iter()
             .partition(|r| matches!(r, Repair::Pin { .. }));
         for repair in others.into_iter().chain(pins) {
-            if let Some(stop) = self.must_stop(end, meter, repair.cost()) {
-                return Some(self.stop_reason(stop, "repairing pool", spec));
+            if let Some(stop) = Self::must_stop(end, meter, repair.cost(), "repairing pool", spec) {
+                return Some(stop);
             }
             let result = tokio::time::timeout_at(end, self.repair(spec, repair, end)).await;
             let (ok, result) = match result {
@@ -320,24 +314,27 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
         None
     }
 
-    fn must_stop(&self, end: Instant, meter: &Meter, cost: u32) -> Option<Stop> {
+    /// Why the sweep must stop before work that takes `cost` calls, if it must: the deadline
+    /// came, or the budget no longer covers it.
+    fn must_stop(
+        end: Instant,
+        meter: &Meter,
+        cost: u32,
+        doing: &str,
+        spec: &PoolSpec,
+    ) -> Option<String> {
+        let pool = spec.pool.as_str();
         if Instant::now() >= end {
-            return Some(Stop::Deadline);
+            return Some(format!(
+                "the function's deadline came while {doing} {pool:?}"
+            ));
         }
-        (meter.left() < cost).then(|| Stop::Budget(meter.limit()))
-    }
-
-    fn stop_reason(&self, stop: Stop, doing: &str, spec: &PoolSpec) -> String {
-        match stop {
-            Stop::Deadline => format!(
-                "the function's deadline came while {doing} {:?}",
-                spec.pool.as_str()
-            ),
-            Stop::Budget(limit) => format!(
-                "the budget of {limit} calls (PINHOOK_SWEEP_MAX_CALLS) was spent while {doing} {:?}",
-                spec.pool.as_str()
-            ),
-        }
+        (meter.left() < cost).then(|| {
+            format!(
+                "the budget of {} calls (PINHOOK_SWEEP_MAX_CALLS) was spent while {doing} {pool:?}",
+                meter.limit()
+            )
+        })
     }
 
     /// One repair; the text says what came of it.
@@ -370,22 +367,11 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
                 .map_err(|e| e.to_string()),
             Repair::Release { instance, .. } => {
                 let on = self.binding(pool, instance);
-                let mut released = super::release::Released::default();
                 match spec.eip {
-                    false => {
-                        let kind = EniKind::new(on, 1);
-                        let listed = kind.list().await;
-                        self.release_kind(&kind, listed, &[], until, &mut released)
-                            .await;
-                    }
-                    true => {
-                        let kind = EipKind::new(on, 0);
-                        let listed = kind.list().await;
-                        self.release_kind(&kind, listed, &[], until, &mut released)
-                            .await;
-                    }
+                    false => self.release_holder(EniKind::new(on, 1), until).await,
+                    true => self.release_holder(EipKind::new(on, 0), until).await,
                 }
-                released.outcome(pool)
+                .outcome(pool)
             }
             Repair::Pin {
                 group,
@@ -409,6 +395,20 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
                 }
             }
         }
+    }
+
+    /// Gives back everything of the pool the kind's instance holds (its release, as the
+    /// terminate path does it), and clears its tags. The device index plays no part.
+    async fn release_holder<K: MemberKind>(
+        &self,
+        kind: K,
+        until: Instant,
+    ) -> super::release::Released {
+        let mut released = super::release::Released::default();
+        let listed = kind.list().await;
+        self.release_kind(&kind, listed, &[], until, &mut released)
+            .await;
+        released
     }
 
     /// Pins a member to an instance in service, through the claim engine with no lifecycle
@@ -445,15 +445,11 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
             &mut metrics,
         );
         match claim
-            .run(members, interfaces)
+            .run_and_lease(members, interfaces)
             .await
             .map_err(|e| e.to_string())?
         {
             Pinning::Pinned { member, note, .. } => {
-                let note = self
-                    .record_lease(&member.id, &instance, K::INSTANCE_TAG, note)
-                    .await
-                    .map_err(|e| e.to_string())?;
                 Ok(note.unwrap_or_else(|| format!("pinned {}", member.id)))
             }
             Pinning::NotPinned(reason) | Pinning::Stale(reason) => Err(reason),
