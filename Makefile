@@ -1,5 +1,5 @@
 # Entry points; each calls a script in scripts/ that installs what it needs.
-.PHONY: demo test lint chaos fuzz release
+.PHONY: demo test lint chaos fuzz release bench
 
 demo:  ## pinhook end to end against the local emulator, through the Lambda runtime loop
 	scripts/demo
@@ -14,6 +14,9 @@ lint:  ## formatting, clippy, and the SAM template (cfn-lint, sam validate --lin
 
 chaos:  ## 100 launches at once against 80 members with 20 % of AWS calls failing; prints the counts
 	scripts/chaos
+
+bench:  ## cold single events, a burst, and with SCALE=N a scale run under AWS's rate limits; writes target/bench/bench.json
+	scripts/bench
 
 fuzz:  ## the fuzz targets for FUZZ_SECONDS each (default 60)
 	scripts/fuzz

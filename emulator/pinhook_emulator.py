@@ -53,8 +53,9 @@ from moto.autoscaling.responses import AutoScalingResponse
 from moto.core.responses import ActionResult, EmptyResult
 from moto.ec2.exceptions import EC2ClientError, InvalidNetworkAttachmentIdError
 from moto.ec2.models import elastic_ip_addresses, elastic_network_interfaces
+from moto.ec2.models.core import TaggedEC2Resource
 from moto.ec2.models.instances import Instance
-from moto.ec2.utils import random_eip_association_id
+from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix, random_eip_association_id
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -85,6 +86,9 @@ class Settings:
 
     attach_delay = 0.2
     detach_delay = 0.3
+    # Seconds added to every AWS request before it is served, outside the lock, as the network
+    # and AWS's own processing add them (50–150 ms in a Region).
+    latency = 0.0
     # How long a new group instance stays `pending`; per group name, or for every group.
     boot_delay = 0.0
     group_boot_delays: dict[str, float] = {}
@@ -952,7 +956,23 @@ def describe_auto_scaling_instances(self: Any, instance_ids: list[str]) -> list[
     return [s for s in states if not instance_ids or s.instance.id in instance_ids]
 
 
+def tags_of(self: Any) -> list[dict[str, str]]:
+    """A resource's own tags, looked up by its id. moto scans every tag of every resource for
+    each one (quadratic in a describe of many resources); the answer is the same."""
+    if not self.id:
+        return []
+    tags = self.ec2_backend.tags.get(self.id)
+    if not tags:
+        return []
+    resource_type = EC2_PREFIX_TO_RESOURCE.get(get_prefix(self.id), "")
+    return [
+        {"resource_id": self.id, "key": key, "value": value, "resource_type": resource_type}
+        for key, value in tags.items()
+    ]
+
+
 def install_patches() -> None:
+    TaggedEC2Resource.get_tags = tags_of
     elastic_network_interfaces.Attachment.__init__ = attachment_init
     elastic_network_interfaces.NetworkInterfaceBackend.attach_network_interface = strict_attach
     elastic_network_interfaces.NetworkInterfaceBackend.detach_network_interface = strict_detach
@@ -1057,6 +1077,8 @@ FAULT_ERRORS = {
 
 
 def fault_response(service: str, kind: str) -> tuple[int, bytes]:
+    # Auto Scaling speaks awsQuery's errors; every other service here is answered as EC2 is.
+    service = "autoscaling" if service == "autoscaling" else "ec2"
     status, code, message = FAULT_ERRORS[(service, kind)]
     request_id = str(uuid.uuid4())
     if service == "ec2":
@@ -1076,9 +1098,147 @@ def fault_response(service: str, kind: str) -> tuple[int, bytes]:
 
 
 def request_service(environ: dict[str, Any]) -> str:
-    """The service a SigV4-signed request is for, from its credential scope."""
+    """The service a SigV4-signed request is for, from its credential scope
+    (`Credential=KEY/DATE/REGION/SERVICE/aws4_request`); EC2 when unsigned."""
     authorization = environ.get("HTTP_AUTHORIZATION", "")
-    return "autoscaling" if "/autoscaling/aws4_request" in authorization else "ec2"
+    start = authorization.find("Credential=")
+    if start >= 0:
+        scope = authorization[start + len("Credential=") :].split(",", 1)[0].split("/")
+        if len(scope) >= 5:
+            return scope[3]
+    return "ec2"
+
+
+class RateLimits:
+    """AWS's per-account, per-Region request rate limits, as token buckets (off by default).
+
+    EC2 ("Request throttling for the Amazon EC2 API", EC2 developer guide): each API action has a
+    bucket of its own, sized by its category, refilled continuously; a request takes one token
+    or fails with `RequestLimitExceeded` (503). Non-mutating actions (Describe*, Get*, List*,
+    Search*) hold 100 tokens and refill 20 a second; one of those requested with neither a filter
+    nor pagination draws on a smaller bucket of 50 refilled at 10; mutating actions hold 50 and
+    refill 5. Auto Scaling publishes no figures; it throttles per account with `Throttling`
+    (400, "Rate exceeded"): modelled as one bucket for the whole service, 40 tokens refilled at 20
+    a second (an assumption, set with "autoscaling"). Throttled requests never reach moto."""
+
+    EC2_NON_MUTATING = (100.0, 20.0)
+    EC2_UNFILTERED = (50.0, 10.0)
+    EC2_MUTATING = (50.0, 5.0)
+    AUTOSCALING = (40.0, 20.0)
+
+    def __init__(self) -> None:
+        self.enabled = False
+        self.limits: dict[str, tuple[float, float]] = {}
+        self.buckets: dict[str, list[float]] = {}
+        self.allowed: dict[str, int] = {}
+        self.throttled: dict[str, int] = {}
+        # When each throttled request came, for pictures of a run.
+        self.throttle_times: list[tuple[float, str]] = []
+        self.lock = threading.Lock()
+
+    def configure(self, body: dict[str, Any]) -> None:
+        limits: dict[str, tuple[float, float]] = {}
+        for name, default in (
+            ("ec2_non_mutating", self.EC2_NON_MUTATING),
+            ("ec2_unfiltered", self.EC2_UNFILTERED),
+            ("ec2_mutating", self.EC2_MUTATING),
+            ("autoscaling", self.AUTOSCALING),
+        ):
+            value = body.get(name, default)
+            if (
+                not isinstance(value, (list, tuple))
+                or len(value) != 2
+                or not all(isinstance(v, (int, float)) and v > 0 for v in value)
+            ):
+                raise ValueError(f"{name} must be [bucket size, refill per second], both > 0")
+            limits[name] = (float(value[0]), float(value[1]))
+        # Only API actions whose bucket differs from their category's are named here.
+        for action, value in (body.get("actions") or {}).items():
+            limits[f"action:{action}"] = (float(value[0]), float(value[1]))
+        with self.lock:
+            self.enabled = bool(body.get("enabled", True))
+            self.limits = limits
+            self.buckets.clear()
+            self.allowed.clear()
+            self.throttled.clear()
+            self.throttle_times.clear()
+
+    def bucket_of(self, service: str, action: str, form: dict[str, list[str]]) -> tuple[str, str] | None:
+        """The bucket a request draws on, and its category; None for services not limited."""
+        if service == "autoscaling":
+            return "autoscaling", "autoscaling"
+        if service != "ec2":
+            return None
+        if f"action:{action}" in self.limits:
+            return action, f"action:{action}"
+        if action.startswith(("Describe", "Get", "List", "Search")):
+            filtered = any(k.startswith("Filter.") for k in form) or any(
+                k in form for k in ("MaxResults", "NextToken")
+            )
+            if not filtered:
+                return f"{action} (unfiltered)", "ec2_unfiltered"
+            return action, "ec2_non_mutating"
+        return action, "ec2_mutating"
+
+    def take(self, service: str, action: str, form: dict[str, list[str]]) -> bool:
+        """Whether the request may go on; a refusal is counted."""
+        with self.lock:
+            if not self.enabled:
+                return True
+            found = self.bucket_of(service, action, form)
+            if found is None:
+                return True
+            bucket, category = found
+            size, refill = self.limits[category]
+            t = now()
+            tokens, last = self.buckets.get(bucket, [size, t])
+            tokens = min(size, tokens + (t - last) * refill)
+            if tokens >= 1.0:
+                self.buckets[bucket] = [tokens - 1.0, t]
+                self.allowed[bucket] = self.allowed.get(bucket, 0) + 1
+                return True
+            self.buckets[bucket] = [tokens, t]
+            self.throttled[bucket] = self.throttled.get(bucket, 0) + 1
+            self.throttle_times.append((t, bucket))
+            del self.throttle_times[:-200_000]
+            return False
+
+    def view(self) -> dict[str, Any]:
+        with self.lock:
+            categories = {
+                bucket: self.bucket_category(bucket) for bucket in set(self.allowed) | set(self.throttled)
+            }
+            return {
+                "enabled": self.enabled,
+                "limits": {k: list(v) for k, v in self.limits.items()},
+                "buckets": {
+                    bucket: {
+                        "category": category,
+                        "size": self.limits[category][0],
+                        "refill_per_second": self.limits[category][1],
+                        "allowed": self.allowed.get(bucket, 0),
+                        "throttled": self.throttled.get(bucket, 0),
+                    }
+                    for bucket, category in categories.items()
+                },
+                "throttled_total": sum(self.throttled.values()),
+                "throttle_times": [[t, b] for t, b in self.throttle_times],
+            }
+
+    def bucket_category(self, bucket: str) -> str:
+        if bucket == "autoscaling":
+            return "autoscaling"
+        if bucket.endswith(" (unfiltered)"):
+            return "ec2_unfiltered"
+        if f"action:{bucket}" in self.limits:
+            return f"action:{bucket}"
+        if bucket.startswith(("Describe", "Get", "List", "Search")):
+            return "ec2_non_mutating"
+        return "ec2_mutating"
+
+
+RATE_LIMITS = RateLimits()
+RATE_LIMITS.configure({"enabled": False})
 
 
 # Parameters worth recording for each request, so tests can see exactly what was asked.
@@ -1101,6 +1261,9 @@ class Calls:
     def __init__(self) -> None:
         self.by_action: dict[str, int] = {}
         self.log: list[dict[str, Any]] = []
+        # Seconds moto spent serving requests under the lock: the emulator's own serial work.
+        self.busy_seconds = 0.0
+        self.busy_by_action: dict[str, float] = {}
 
     def count(self, action: str) -> None:
         self.by_action[action] = self.by_action.get(action, 0) + 1
@@ -1206,10 +1369,14 @@ class Emulator:
         action = request_action(environ, body)
         form = parse_qs(body.decode("utf-8", "replace")) if body else {}
         fault, delay = FAULTS.pick(action, body + environ.get("QUERY_STRING", "").encode())
+        delay += SETTINGS.latency
         if delay:
             time.sleep(delay)  # outside the lock: a slow answer does not hold the others up
+        service = request_service(environ)
+        if fault is None and not RATE_LIMITS.take(service, action, form):
+            fault = "throttle"
         if fault is not None:
-            status, payload = fault_response(request_service(environ), fault)
+            status, payload = fault_response(service, fault)
             with LOCK:
                 CALLS.count(action)
                 CALLS.record(action, form, f"{status} Fault", payload)
@@ -1227,6 +1394,7 @@ class Emulator:
             return lambda _data: None
 
         with LOCK:
+            served = time.perf_counter()
             CALLS.count(action)
             LIFECYCLE.expire()
             chunks = self.app(environ, capture)
@@ -1239,13 +1407,16 @@ class Emulator:
             CALLS.record(action, form, captured["status"], payload)
             if (
                 LAG.seconds > 0
-                and request_service(environ) == "ec2"
+                and service == "ec2"
                 and action.startswith("Describe")
                 and captured["status"].startswith("200")
             ):
                 captured["headers"], payload = LAG.answer(
                     request_key(action, form, environ), captured["headers"], payload
                 )
+            spent = time.perf_counter() - served
+            CALLS.busy_seconds += spent
+            CALLS.busy_by_action[action] = CALLS.busy_by_action.get(action, 0.0) + spent
         start_response(captured["status"], captured["headers"])
         return [payload]
 
@@ -1285,7 +1456,24 @@ class Emulator:
             if route == "claimers" and method == "GET":
                 return reply(start_response, 200, {"fired": CLAIMERS.fired, "armed": CLAIMERS.rules})
             if route == "calls" and method == "GET":
-                return reply(start_response, 200, {"calls": CALLS.by_action, "total": sum(CALLS.by_action.values())})
+                return reply(
+                    start_response,
+                    200,
+                    {
+                        "calls": CALLS.by_action,
+                        "total": sum(CALLS.by_action.values()),
+                        "busy_seconds": CALLS.busy_seconds,
+                        "busy_seconds_by_action": CALLS.busy_by_action,
+                    },
+                )
+            if route == "rate-limits" and method == "POST":
+                try:
+                    RATE_LIMITS.configure(body)
+                except (ValueError, TypeError, IndexError) as err:
+                    return reply(start_response, 400, {"error": str(err)})
+                return reply(start_response, 200, RATE_LIMITS.view())
+            if route == "rate-limits" and method == "GET":
+                return reply(start_response, 200, RATE_LIMITS.view())
             if route == "faults" and method == "POST":
                 try:
                     FAULTS.configure(body)
@@ -1366,12 +1554,15 @@ def apply_settings(body: dict[str, Any]) -> None:
     """POST /_pinhook/settings: delays of the asynchronous state changes, the boot delay (for
     every group, or one group with "group"), and the read lag."""
     unknown = set(body) - {
-        "attach_delay", "detach_delay", "boot_delay", "group", "read_lag", "lag_mode", "lag_seed"
+        "attach_delay", "detach_delay", "boot_delay", "group", "read_lag", "lag_mode", "lag_seed",
+        "latency",
     }
     if unknown:
         raise ValueError(f"unknown settings {sorted(unknown)}")
-    for key in ("attach_delay", "detach_delay"):
+    for key in ("attach_delay", "detach_delay", "latency"):
         if key in body:
+            if float(body[key]) < 0:
+                raise ValueError(f"{key} must be >= 0")
             setattr(SETTINGS, key, float(body[key]))
     if "boot_delay" in body:
         delay = float(body["boot_delay"])
@@ -1387,6 +1578,7 @@ def settings_view() -> dict[str, Any]:
     return {
         "attach_delay": SETTINGS.attach_delay,
         "detach_delay": SETTINGS.detach_delay,
+        "latency": SETTINGS.latency,
         "boot_delay": SETTINGS.boot_delay,
         "group_boot_delays": dict(SETTINGS.group_boot_delays),
         "read_lag": LAG.seconds,
@@ -1435,10 +1627,20 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--read-lag", type=float, default=0.0, help="seconds EC2's describes may lag its writes"
     )
+    parser.add_argument(
+        "--latency", type=float, default=0.0, help="seconds added to every AWS request"
+    )
+    parser.add_argument(
+        "--rate-limits",
+        action="store_true",
+        help="throttle as AWS does per account (EC2's token buckets, an Auto Scaling rate)",
+    )
     args = parser.parse_args(argv)
     SETTINGS.attach_delay = args.attach_delay
     SETTINGS.detach_delay = args.detach_delay
     SETTINGS.boot_delay = args.boot_delay
+    SETTINGS.latency = args.latency
+    RATE_LIMITS.configure({"enabled": args.rate_limits})
     LAG.configure(args.read_lag, "random")
 
     install_patches()

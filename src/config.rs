@@ -328,7 +328,7 @@ impl Default for Settings {
             attempt_timeout: Duration::from_secs(5),
             consistency_window: Duration::from_secs(5),
             heartbeat_interval: Duration::from_secs(20),
-            max_attempts: 5,
+            max_attempts: 8,
             metrics_namespace: "pinhook".to_owned(),
             groups: Vec::new(),
             sweep_max_calls: 400,

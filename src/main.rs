@@ -79,7 +79,10 @@ fn main() -> ExitCode {
         true => Command::Lambda,
         false => Cli::parse().command,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One thread: an invocation is one event (or one bounded batch) of calls that wait on AWS,
+    // and Lambda gives a small function a fraction of a vCPU. Worker threads would only add
+    // memory (their stacks and allocator arenas) and start-up time.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

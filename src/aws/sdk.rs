@@ -11,7 +11,7 @@ use crate::config::Settings;
 
 /// The longest any AWS call may take, all its attempts included. Each attempt is bounded by
 /// `PINHOOK_ATTEMPT_TIMEOUT_MS`, after which it is retried within the attempts allowed.
-const OPERATION_TIMEOUT: Duration = Duration::from_secs(45);
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Loads the AWS configuration from the environment (Lambda's role, region, and
 /// `AWS_ENDPOINT_URL` when set), with pinhook's retry and timeout policy.
@@ -23,12 +23,14 @@ pub async fn load_sdk_config(settings: &Settings) -> SdkConfig {
         .await
 }
 
-/// Standard retry mode: exponential backoff with full jitter, for throttling, 5xx and timeouts.
+/// Adaptive retry mode: exponential backoff with full jitter for throttling, 5xx and timeouts,
+/// and, once AWS throttles, a client-side rate limit on every later request of the environment,
+/// so a throttled burst settles at the rate the account allows instead of amplifying itself.
 pub fn retry_config(settings: &Settings) -> RetryConfig {
-    RetryConfig::standard()
+    RetryConfig::adaptive()
         .with_max_attempts(settings.max_attempts)
         .with_initial_backoff(Duration::from_millis(200))
-        .with_max_backoff(Duration::from_secs(5))
+        .with_max_backoff(Duration::from_secs(20))
 }
 
 pub fn timeout_config(settings: &Settings) -> TimeoutConfig {

@@ -180,8 +180,8 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
         })
     }
 
-    /// Step 1's check, read concurrently with the instance's interfaces and the pool; then the
-    /// claim and the lease.
+    /// Step 1's check, read concurrently with the pool (and the instance's interfaces, where the
+    /// kind needs them); then the claim and the lease.
     async fn pin_with<K: MemberKind>(
         &self,
         action: &LifecycleAction,
@@ -192,11 +192,14 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
     ) -> Result<Pinning, AwsError> {
         let instance = &action.instance;
         let attached_to = EniFilter::AttachedTo(instance.clone());
-        let (described, interfaces, members) = tokio::join!(
-            self.describe_raw(action),
-            self.ec2.network_interfaces(&attached_to),
-            kind.list(),
-        );
+        let interfaces = async {
+            match K::READS_INTERFACES {
+                true => self.ec2.network_interfaces(&attached_to).await,
+                false => Ok(Vec::new()),
+            }
+        };
+        let (described, interfaces, members) =
+            tokio::join!(self.describe_raw(action), interfaces, kind.list());
         let zone = match decide::check(action, described?.as_ref()) {
             Verdict::Pin { availability_zone } => availability_zone,
             Verdict::EnterWarmPool => return Ok(Pinning::EnterWarmPool),

@@ -8,13 +8,13 @@ use tracing::{Span, error, info, warn};
 
 use super::outcome::{Ending, HandlerError, Outcome, Summary};
 use super::{Deadline, Pinhook};
-use crate::aws::{AutoScalingApi, AwsError, Ec2Api, EniFilter};
+use crate::aws::{AutoScalingApi, AwsError, Ec2Api};
 use crate::config::{HOLDER_TAG, HookConfig, MetadataError, Pin, PoolName};
 use crate::decide::{self, Release, Verdict};
 use crate::event::LifecycleAction;
 use crate::member::{EipKind, EniKind, MemberKind};
 use crate::metrics::{self, Metrics};
-use crate::model::{Eni, LifecycleResult, PoolMember};
+use crate::model::{LifecycleResult, Location, PoolMember};
 
 /// What the releases of one termination did.
 #[derive(Debug, Default)]
@@ -137,12 +137,12 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
         let on = pool.map(|pool| self.binding(pool, instance));
         let eni = on.zip(enis).map(|(on, index)| EniKind::new(on, index));
         let eip = on.zip(eips).map(|(on, index)| EipKind::new(on, index));
-        let attached_to = EniFilter::AttachedTo(instance.clone());
-        let (described, interfaces, held_enis, held_eips) = tokio::join!(
+        // One read of each pool beside the check: a member's attachment or association, and its
+        // holder tag, say whether this instance holds it.
+        let (described, listed_enis, listed_eips) = tokio::join!(
             self.describe(action),
-            self.ec2.network_interfaces(&attached_to),
-            maybe(eni.as_ref().map(MemberKind::held_members)),
-            maybe(eip.as_ref().map(MemberKind::held_members)),
+            maybe(eni.as_ref().map(MemberKind::list)),
+            maybe(eip.as_ref().map(MemberKind::list)),
         );
         let described = described?;
         if let Some(d) = &described {
@@ -158,35 +158,33 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
                 ));
             }
         }
+        // An instance that terminates takes its own tags with it; one that returns to the warm
+        // pool keeps them, so its lease tag is cleared.
+        let lease_tag = action.destination == Some(Location::WarmPool);
         let mut released = Released::default();
-        let interfaces = interfaces.unwrap_or_else(|err| {
-            let reason = format!("listing its interfaces failed: {err}");
-            released.record(instance.as_str(), Err(reason));
-            Vec::new()
-        });
-        if let (Some(kind), Some(listed)) = (eni, held_enis) {
-            self.release_kind(&kind, listed, &interfaces, until, &mut released)
+        if let (Some(kind), Some(listed)) = (eni, listed_enis) {
+            self.release_kind(&kind, listed, lease_tag, until, &mut released)
                 .await;
         }
-        if let (Some(kind), Some(listed)) = (eip, held_eips) {
-            self.release_kind(&kind, listed, &interfaces, until, &mut released)
+        if let (Some(kind), Some(listed)) = (eip, listed_eips) {
+            self.release_kind(&kind, listed, lease_tag, until, &mut released)
                 .await;
         }
         Ok(Releasing::Done(released))
     }
 
-    /// Releases what the instance holds of one kind, clears the holder tags that still name it,
-    /// and the lease tag on the instance.
+    /// Releases what the instance holds of one kind and clears the holder tags that still name
+    /// it; with `lease_tag`, the lease tag on the instance too.
     pub(super) async fn release_kind<K: MemberKind>(
         &self,
         kind: &K,
         listed: Result<Vec<K::Member>, AwsError>,
-        interfaces: &[Eni],
+        lease_tag: bool,
         until: Instant,
         released: &mut Released,
     ) {
         let (pool, instance) = (kind.pool(), kind.instance());
-        let mut members = match listed {
+        let members = match listed {
             Ok(members) => members,
             Err(err) => {
                 let reason = format!("listing the pool failed: {err}");
@@ -194,8 +192,7 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
                 return;
             }
         };
-        members.extend(K::attached(interfaces));
-        for release in decide::releases(&members, pool.as_str(), instance, interfaces) {
+        for release in decide::releases(&members, pool.as_str(), instance, &[]) {
             let (member, free) = match release {
                 Release::Free(member) => (member, true),
                 Release::ClearTag(member) => (member, false),
@@ -213,6 +210,9 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
                     .map_err(|err| err.to_string());
             }
             released.record(member.member_id(), result);
+        }
+        if !lease_tag {
+            return;
         }
         if let Err(err) = self
             .ec2

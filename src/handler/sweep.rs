@@ -406,7 +406,7 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
     ) -> super::release::Released {
         let mut released = super::release::Released::default();
         let listed = kind.list().await;
-        self.release_kind(&kind, listed, &[], until, &mut released)
+        self.release_kind(&kind, listed, true, until, &mut released)
             .await;
         released
     }

@@ -39,6 +39,7 @@ impl<E: Ec2Api> MemberKind for EipKind<'_, E> {
     const ZONAL: bool = false;
     const INSTANCE_TAG: &'static str = INSTANCE_EIP_TAG;
     const SLOT_UNGUARDED: bool = true;
+    const READS_INTERFACES: bool = true;
 
     fn pool(&self) -> &PoolName {
         self.on.pool
@@ -176,14 +177,6 @@ impl<E: Ec2Api> MemberKind for EipKind<'_, E> {
 
     /// An association never fails to settle, so there is nothing to undo.
     async fn roll_back(&self, _member: &Address) {}
-
-    async fn held_members(&self) -> Result<Vec<Address>, AwsError> {
-        self.list().await
-    }
-
-    fn attached(_interfaces: &[Eni]) -> Vec<Address> {
-        Vec::new()
-    }
 
     /// Disassociates exactly the association that was read: if the address moved meanwhile,
     /// AWS answers that the association is gone, and the address is left where it is.

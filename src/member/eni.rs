@@ -27,6 +27,7 @@ impl<E: Ec2Api> MemberKind for EniKind<'_, E> {
     const ZONAL: bool = true;
     const INSTANCE_TAG: &'static str = INSTANCE_ENI_TAG;
     const SLOT_UNGUARDED: bool = false;
+    const READS_INTERFACES: bool = false;
 
     fn pool(&self) -> &PoolName {
         self.on.pool
@@ -156,17 +157,6 @@ impl<E: Ec2Api> MemberKind for EniKind<'_, E> {
                 warn!(member = %member.id, error = %err, "could not detach the member whose attachment never settled")
             }
         }
-    }
-
-    async fn held_members(&self) -> Result<Vec<Eni>, AwsError> {
-        self.on
-            .ec2
-            .network_interfaces(&EniFilter::HeldBy(self.on.instance.clone()))
-            .await
-    }
-
-    fn attached(interfaces: &[Eni]) -> Vec<Eni> {
-        interfaces.to_vec()
     }
 
     async fn release(

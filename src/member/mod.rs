@@ -93,6 +93,9 @@ pub trait MemberKind: Send + Sync {
     /// another, but refuses an ENI at a device index that is taken; where the slot is unguarded,
     /// the engine looks at it before claiming again after a lost claim.
     const SLOT_UNGUARDED: bool;
+    /// Whether a claim needs the instance's network interfaces read first (an Elastic IP needs
+    /// the interface that receives it). An ENI's pool read alone shows what the instance holds.
+    const READS_INTERFACES: bool;
 
     /// The pool this kind is bound to.
     fn pool(&self) -> &PoolName;
@@ -140,13 +143,6 @@ pub trait MemberKind: Send + Sync {
     /// Undoes a claim that never took effect. Best effort: whatever is left is found by its
     /// attachment when the instance leaves.
     fn roll_back(&self, member: &Self::Member) -> impl Future<Output = ()> + Send;
-
-    /// The members the instance may hold besides those of `attached`: the ENIs tagged as its,
-    /// or the pool's Elastic IPs.
-    fn held_members(&self) -> impl Future<Output = Result<Vec<Self::Member>, AwsError>> + Send;
-
-    /// The instance's own interfaces that are members of this kind.
-    fn attached(interfaces: &[Eni]) -> Vec<Self::Member>;
 
     /// Takes a member from `holder` (detach and wait until it is available, or disassociate),
     /// leaving tags alone. Only what `holder` still holds is touched.

@@ -14,7 +14,7 @@ use pinhook::handler::{Completion, HandlerError};
 use pinhook::{Deadline, Outcome, Pinhook, Summary};
 use serde_json::{Value, json};
 
-use crate::support::fast_settings;
+use crate::support::{TokioClock, fast_settings, own_partition};
 
 const INSTANCE: &str = "i-0aaaaaaaaaaaaaaa1";
 const ENI: &str = "eni-0bbbbbbbbbbbbbbb1";
@@ -36,6 +36,8 @@ fn ec2(rules: &[&Rule]) -> Ec2Sdk {
         .credentials_provider(Credentials::new("a", "b", None, None, "mock"))
         .http_client(create_mock_http_client())
         .retry_config(retry_config(&settings))
+        .retry_partition(own_partition())
+        .time_source(TokioClock::new())
         .timeout_config(timeout_config(&settings))
         .interceptor(interceptor(rules))
         .build();
@@ -50,6 +52,8 @@ fn asg(rules: &[&Rule]) -> AsgSdk {
         .credentials_provider(Credentials::new("a", "b", None, None, "mock"))
         .http_client(create_mock_http_client())
         .retry_config(retry_config(&settings))
+        .retry_partition(own_partition())
+        .time_source(TokioClock::new())
         .timeout_config(timeout_config(&settings))
         .interceptor(interceptor(rules))
         .build();

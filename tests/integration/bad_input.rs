@@ -17,7 +17,7 @@ use pinhook::{Deadline, Outcome, Pinhook};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use crate::support::fast_settings;
+use crate::support::{TokioClock, fast_settings, own_partition};
 
 const INSTANCE: &str = "i-0aaaaaaaaaaaaaaa1";
 
@@ -36,6 +36,8 @@ fn clients(asg_rules: &[&Rule], ec2_rules: &[&Rule]) -> (AsgSdk, Ec2Sdk) {
         .credentials_provider(Credentials::new("a", "b", None, None, "mock"))
         .http_client(create_mock_http_client())
         .retry_config(retry_config(&settings))
+        .retry_partition(own_partition())
+        .time_source(TokioClock::new())
         .interceptor(interceptor(asg_rules))
         .build();
     let ec2 = aws_sdk_ec2::Config::builder()
@@ -44,6 +46,8 @@ fn clients(asg_rules: &[&Rule], ec2_rules: &[&Rule]) -> (AsgSdk, Ec2Sdk) {
         .credentials_provider(Credentials::new("a", "b", None, None, "mock"))
         .http_client(create_mock_http_client())
         .retry_config(retry_config(&settings))
+        .retry_partition(own_partition())
+        .time_source(TokioClock::new())
         .interceptor(interceptor(ec2_rules))
         .build();
     (AsgSdk::from_conf(asg), Ec2Sdk::from_conf(ec2))

@@ -150,3 +150,95 @@ async fn redelivered_late_and_out_of_order_events_leak_nothing_and_leave_nothing
     assert_eq!(ended.failed + stale.failed + replayed.failed, 0);
     world.emulator.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_throttle_as_aws_does_and_pinhook_still_pins_every_launch() {
+    use aws_sdk_ec2::config::retry::RetryConfig;
+    use aws_sdk_ec2::error::ProvideErrorMetadata;
+
+    // Given 16 launches against 16 ENIs, under AWS's rate limits with CreateTags and Auto
+    // Scaling tight enough that the burst empties their buckets
+    let world = World::dedicated().await;
+    let net = world.network().await;
+    let pool = unique("limited");
+    let members = world.eni_pool(&net, &pool, AZ_A, 8).await;
+    world.eni_pool(&net, &pool, AZ_B, 8).await;
+    let metadata = hook_metadata("eni", &pool, json!({}));
+    let group = world
+        .group(GroupSpec::pinning(
+            vec![net.subnet_a.clone(), net.subnet_b.clone()],
+            metadata,
+            16,
+        ))
+        .await;
+    world.scale(&group, 16).await;
+    let events = world.emulator.pending_events(&group.name);
+    let limits = json!({"autoscaling": [4, 4], "actions": {"CreateTags": [4, 4]}});
+    world.emulator.control("POST", "rate-limits", Some(&limits));
+
+    // Then a request past an empty bucket fails with each service's own throttling error
+    let no_retries = aws_sdk_ec2::config::Builder::from(&world.sdk)
+        .retry_config(RetryConfig::disabled())
+        .build();
+    let ec2 = aws_sdk_ec2::Client::from_conf(no_retries);
+    let mut ec2_codes = Vec::new();
+    for _ in 0..8 {
+        let tagged = ec2
+            .create_tags()
+            .resources(&members[0])
+            .tags(
+                aws_sdk_ec2::types::Tag::builder()
+                    .key("k")
+                    .value("v")
+                    .build(),
+            )
+            .send()
+            .await;
+        ec2_codes.push(tagged.err().and_then(|e| e.code().map(str::to_owned)));
+    }
+    assert!(
+        ec2_codes
+            .iter()
+            .any(|c| c.as_deref() == Some("RequestLimitExceeded")),
+        "{ec2_codes:?}"
+    );
+    let no_retries = aws_sdk_autoscaling::config::Builder::from(&world.sdk)
+        .retry_config(RetryConfig::disabled())
+        .build();
+    let asg = aws_sdk_autoscaling::Client::from_conf(no_retries);
+    let mut asg_codes = Vec::new();
+    for _ in 0..8 {
+        let read = asg.describe_auto_scaling_groups().send().await;
+        asg_codes.push(read.err().and_then(|e| e.code().map(str::to_owned)));
+    }
+    assert!(
+        asg_codes.iter().any(|c| c.as_deref() == Some("Throttling")),
+        "{asg_codes:?}"
+    );
+
+    // When the launches arrive at once, with the buckets full again
+    world.emulator.control("POST", "rate-limits", Some(&limits));
+    let deliveries = world.burst(&events, 1, 4).await;
+    let throttled = world.emulator.control("GET", "rate-limits", None)["throttled_total"]
+        .as_u64()
+        .unwrap_or(0);
+    world
+        .emulator
+        .control("POST", "rate-limits", Some(&json!({"enabled": false})));
+
+    // Then AWS throttled them, and still every launch was pinned once, within its first
+    // invocation (Lambda retries a failed one only twice, minutes later), none left waiting
+    assert!(throttled > 0, "the burst was never throttled");
+    assert_eq!(deliveries.failed, 0, "{deliveries:?}");
+    assert_eq!(deliveries.redeliveries, 0, "{deliveries:?}");
+    let census = world.census(&group, &pool, "eni").await;
+    assert_eq!(
+        census,
+        Census {
+            instances: 16,
+            pinned: 16,
+            ..Census::default()
+        }
+    );
+    world.emulator.stop();
+}

@@ -43,7 +43,7 @@ fn template_full(group_names: &[&str], hook_names: &[&str], queue: bool) -> Valu
         json!(if queue { group_names[0] } else { "" }),
     );
     parameters.insert("NotificationQueue".to_owned(), json!(queue.to_string()));
-    parameters.insert("ReservedConcurrency".to_owned(), json!(20));
+    parameters.insert("ReservedConcurrency".to_owned(), json!(5));
     parameters.insert("LifecycleRuleState".to_owned(), json!("ENABLED"));
     parameters.insert("AlarmTopicArn".to_owned(), json!(""));
     parameters.insert("SweepSchedule".to_owned(), json!("rate(5 minutes)"));
@@ -565,7 +565,7 @@ fn the_optional_queue_is_encrypted_drained_with_batch_item_failures_and_fed_by_t
     // and the function has a concurrency limit
     assert_eq!(
         resources["PinhookFunction"]["Properties"]["ReservedConcurrentExecutions"],
-        20
+        5
     );
     // without the queue, no statement about it
     let without = template(&["licensed-app"]);

@@ -340,8 +340,45 @@ pub fn fast_settings() -> Settings {
     }
 }
 
+/// The SDK's clock for tests: it follows tokio's, so the adaptive retry mode's client-side rate
+/// limit sees the time a test with paused time lets pass.
+#[derive(Debug)]
+pub struct TokioClock {
+    wall: std::time::SystemTime,
+    start: tokio::time::Instant,
+}
+
+impl TokioClock {
+    /// Starts now; inside a runtime with paused time, it moves only as that time does.
+    pub fn new() -> Self {
+        Self {
+            wall: std::time::SystemTime::now(),
+            start: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl Default for TokioClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl aws_smithy_async::time::TimeSource for TokioClock {
+    fn now(&self) -> std::time::SystemTime {
+        self.wall + self.start.elapsed()
+    }
+}
+
+/// A retry partition of its own. The adaptive retry mode's client-side rate limit is kept per
+/// partition for the whole process, so tests that share one would slow each other down.
+pub fn own_partition() -> RetryPartition {
+    RetryPartition::new(unique("pinhook-test"))
+}
+
 pub async fn sdk_config(endpoint: &str, settings: &Settings) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .time_source(TokioClock::new())
         .region(Region::new(REGION))
         .credentials_provider(Credentials::new(
             "testing",
@@ -477,11 +514,14 @@ impl World {
 
     pub async fn on_with(emulator: &'static Emulator, settings: Settings) -> Self {
         let sdk = sdk_config(&emulator.url, &settings).await;
+        let partition = own_partition();
+        let ec2 = aws_sdk_ec2::config::Builder::from(&sdk).retry_partition(partition.clone());
+        let asg = aws_sdk_autoscaling::config::Builder::from(&sdk).retry_partition(partition);
         Self {
             metrics: MetricsSink::memory().0,
             emulator,
-            ec2: aws_sdk_ec2::Client::new(&sdk),
-            asg: aws_sdk_autoscaling::Client::new(&sdk),
+            ec2: aws_sdk_ec2::Client::from_conf(ec2.build()),
+            asg: aws_sdk_autoscaling::Client::from_conf(asg.build()),
             sqs: aws_sdk_sqs::Client::new(&sdk),
             sns: aws_sdk_sns::Client::new(&sdk),
             sdk,
