@@ -1132,6 +1132,8 @@ class RateLimits:
         self.buckets: dict[str, list[float]] = {}
         self.allowed: dict[str, int] = {}
         self.throttled: dict[str, int] = {}
+        # The category each bucket seen so far was sized by.
+        self.categories: dict[str, str] = {}
         # When each throttled request came, for pictures of a run.
         self.throttle_times: list[tuple[float, str]] = []
         self.lock = threading.Lock()
@@ -1159,6 +1161,7 @@ class RateLimits:
             self.enabled = bool(body.get("enabled", True))
             self.limits = limits
             self.buckets.clear()
+            self.categories.clear()
             self.allowed.clear()
             self.throttled.clear()
             self.throttle_times.clear()
@@ -1189,6 +1192,7 @@ class RateLimits:
             if found is None:
                 return True
             bucket, category = found
+            self.categories[bucket] = category
             size, refill = self.limits[category]
             t = now()
             tokens, last = self.buckets.get(bucket, [size, t])
@@ -1205,9 +1209,6 @@ class RateLimits:
 
     def view(self) -> dict[str, Any]:
         with self.lock:
-            categories = {
-                bucket: self.bucket_category(bucket) for bucket in set(self.allowed) | set(self.throttled)
-            }
             return {
                 "enabled": self.enabled,
                 "limits": {k: list(v) for k, v in self.limits.items()},
@@ -1219,22 +1220,11 @@ class RateLimits:
                         "allowed": self.allowed.get(bucket, 0),
                         "throttled": self.throttled.get(bucket, 0),
                     }
-                    for bucket, category in categories.items()
+                    for bucket, category in self.categories.items()
                 },
                 "throttled_total": sum(self.throttled.values()),
                 "throttle_times": [[t, b] for t, b in self.throttle_times],
             }
-
-    def bucket_category(self, bucket: str) -> str:
-        if bucket == "autoscaling":
-            return "autoscaling"
-        if bucket.endswith(" (unfiltered)"):
-            return "ec2_unfiltered"
-        if f"action:{bucket}" in self.limits:
-            return f"action:{bucket}"
-        if bucket.startswith(("Describe", "Get", "List", "Search")):
-            return "ec2_non_mutating"
-        return "ec2_mutating"
 
 
 RATE_LIMITS = RateLimits()

@@ -33,14 +33,12 @@ use aws_sdk_ec2::config::interceptors::{
     BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
     FinalizerInterceptorContextRef,
 };
-use aws_sdk_ec2::config::retry::RetryPartition;
-use aws_sdk_ec2::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_ec2::config::{ConfigBag, Intercept, RuntimeComponents, SharedInterceptor};
 use aws_sdk_ec2::error::BoxError;
-use pinhook::aws::{AutoScalingClient, Ec2Client};
+use pinhook::Deadline;
 use pinhook::config::Settings;
-use pinhook::{Deadline, Pinhook};
 use serde_json::{Value, json};
-use support::{AZ_A, GroupSpec, REGION, World, hook_metadata, repo_root, unique};
+use support::{AZ_A, App, GroupSpec, REGION, World, hook_metadata, repo_root, unique};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -696,28 +694,15 @@ impl Intercept for Meter {
     }
 }
 
-type App = Pinhook<AutoScalingClient, Ec2Client>;
-
 /// One Lambda execution environment: the real handler with SDK clients of its own (and so its
 /// own retry quota and connections), metered.
 fn environment(world: &World, settings: &Settings) -> (App, Meter) {
     let meter = Meter::default();
-    let partition = RetryPartition::new(unique("bench-environment"));
-    let ec2 = aws_sdk_ec2::config::Builder::from(&world.sdk)
-        .retry_partition(partition.clone())
-        .interceptor(meter.clone())
-        .build();
-    let asg = aws_sdk_autoscaling::config::Builder::from(&world.sdk)
-        .retry_partition(partition)
-        .interceptor(meter.clone())
-        .build();
-    let app = Pinhook::new(
-        AutoScalingClient::new(aws_sdk_autoscaling::Client::from_conf(asg)),
-        Ec2Client::new(aws_sdk_ec2::Client::from_conf(ec2)),
-        settings.clone(),
+    let interceptor = SharedInterceptor::new(meter.clone());
+    (
+        world.environment_with(settings.clone(), Some(interceptor)),
+        meter,
     )
-    .with_metrics(world.metrics.clone());
-    (app, meter)
 }
 
 /// One event as an environment handled it.
@@ -1119,15 +1104,7 @@ async fn scale(options: &Options, failures: &mut Vec<String>) -> Value {
     for (group, pool, size) in &fleet {
         let one = world.census(group, pool, "eni").await;
         check_census(&one, *size, &format!("scale run, {}", group.name), failures);
-        census.instances += one.instances;
-        census.pinned += one.pinned;
-        census.abandoned += one.abandoned;
-        census.continued_unpinned += one.continued_unpinned;
-        census.double_held_members += one.double_held_members;
-        census.multi_member_instances += one.multi_member_instances;
-        census.uncompleted_actions += one.uncompleted_actions;
-        census.completed_twice += one.completed_twice;
-        census.lease_mismatches += one.lease_mismatches;
+        census += one;
     }
 
     // What the rate limits alone allow: each bucket's calls, less the bucket's size, at its

@@ -312,24 +312,23 @@ pub enum Release<'a, M> {
     ClearTag(&'a M),
 }
 
-/// The members of the pool a leaving instance holds: attached to it (never its primary
-/// interface) or associated with one of its interfaces, or still on an interface it held
+/// The members of the pool a leaving instance holds, from one read of the pool: attached to
+/// it (never its primary interface) or associated with it, or still on an interface it held
 /// (an address on a pool ENI detached first), or only tagged as held by it. Members of other
 /// pools and untagged resources are never touched.
 pub fn releases<'a, M: PoolMember>(
     members: &'a [M],
     pool: &str,
     instance: &InstanceId,
-    interfaces: &[Eni],
 ) -> Vec<Release<'a, M>> {
+    // A member listed twice is released once.
     let mut seen = HashSet::new();
     members
         .iter()
         .filter(|m| m.in_pool(pool) && seen.insert(m.member_id()))
         .filter_map(|m| {
             let tagged = m.holder_tag() == Some(instance.as_str());
-            if m.held_by(instance, interfaces)
-                || (tagged && m.holder_instance().is_none() && !m.is_free())
+            if m.held_by(instance, &[]) || (tagged && m.holder_instance().is_none() && !m.is_free())
             {
                 Some(Release::Free(m))
             } else if tagged {
@@ -771,7 +770,7 @@ pub(crate) mod tests {
             was_ours_now_theirs,
             foreign,
         ];
-        let found = releases(&addresses, "egress", &id("i-1"), &[]);
+        let found = releases(&addresses, "egress", &id("i-1"));
         let ids: Vec<(&str, bool)> = found
             .iter()
             .map(|r| match r {
@@ -807,7 +806,7 @@ pub(crate) mod tests {
         };
         // what the instance has attached, and what is tagged as its: pinned is in both
         let listed = [primary, pinned.clone(), foreign, pinned, stale_tag];
-        let found = releases(&listed, "lic", &id("i-1"), &[]);
+        let found = releases(&listed, "lic", &id("i-1"));
         assert_eq!(found.len(), 2);
         assert!(matches!(found[0], Release::Free(e) if e.id.as_str() == "eni-0002"));
         assert!(matches!(found[1], Release::ClearTag(e) if e.id.as_str() == "eni-0004"));

@@ -192,7 +192,7 @@ impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
                 return;
             }
         };
-        for release in decide::releases(&members, pool.as_str(), instance, &[]) {
+        for release in decide::releases(&members, pool.as_str(), instance) {
             let (member, free) = match release {
                 Release::Free(member) => (member, true),
                 Release::ClearTag(member) => (member, false),

@@ -545,17 +545,29 @@ impl World {
     /// One Lambda execution environment: the real handler with its own SDK clients, and so its
     /// own retry token bucket, as each concurrent invocation of a function has.
     pub fn environment(&self) -> App {
+        self.environment_with(self.settings.clone(), None)
+    }
+
+    /// An execution environment with these settings, and an interceptor on both of its clients
+    /// (the bench's meter), if any.
+    pub fn environment_with(
+        &self,
+        settings: Settings,
+        interceptor: Option<aws_sdk_ec2::config::SharedInterceptor>,
+    ) -> App {
         let partition = RetryPartition::new(unique("pinhook-environment"));
-        let ec2 = aws_sdk_ec2::config::Builder::from(&self.sdk)
-            .retry_partition(partition.clone())
-            .build();
-        let asg = aws_sdk_autoscaling::config::Builder::from(&self.sdk)
-            .retry_partition(partition)
-            .build();
+        let mut ec2 = aws_sdk_ec2::config::Builder::from(&self.sdk);
+        ec2.set_retry_partition(Some(partition.clone()));
+        let mut asg = aws_sdk_autoscaling::config::Builder::from(&self.sdk);
+        asg.set_retry_partition(Some(partition));
+        if let Some(interceptor) = interceptor {
+            ec2.push_interceptor(interceptor.clone());
+            asg.push_interceptor(interceptor);
+        }
         Pinhook::new(
-            AutoScalingClient::new(aws_sdk_autoscaling::Client::from_conf(asg)),
-            Ec2Client::new(aws_sdk_ec2::Client::from_conf(ec2)),
-            self.settings.clone(),
+            AutoScalingClient::new(aws_sdk_autoscaling::Client::from_conf(asg.build())),
+            Ec2Client::new(aws_sdk_ec2::Client::from_conf(ec2.build())),
+            settings,
         )
         .with_metrics(self.metrics.clone())
     }
@@ -1594,6 +1606,21 @@ pub struct Census {
     pub completed_twice: usize,
     /// Pinned instances whose lease tag does not name the member they hold.
     pub lease_mismatches: usize,
+}
+
+impl std::ops::AddAssign for Census {
+    /// The census of several groups together.
+    fn add_assign(&mut self, other: Self) {
+        self.instances += other.instances;
+        self.pinned += other.pinned;
+        self.abandoned += other.abandoned;
+        self.continued_unpinned += other.continued_unpinned;
+        self.double_held_members += other.double_held_members;
+        self.multi_member_instances += other.multi_member_instances;
+        self.uncompleted_actions += other.uncompleted_actions;
+        self.completed_twice += other.completed_twice;
+        self.lease_mismatches += other.lease_mismatches;
+    }
 }
 
 /// What the tests check of an ENI.
