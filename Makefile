@@ -23,3 +23,7 @@ fuzz:  ## the fuzz targets for FUZZ_SECONDS each (default 60)
 
 release:  ## the arm64 Lambda artifact, target/lambda/pinhook/bootstrap.zip (SMOKE=1: run the demo on it under qemu)
 	scripts/release
+
+.PHONY: emulator-test
+emulator-test:  ## the emulator's own lint (ruff) and tests (pytest)
+	scripts/emulator-test

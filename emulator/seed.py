@@ -56,15 +56,15 @@ class World:
         self.asg = session.client("autoscaling", endpoint_url=endpoint)
 
     def subnet(self) -> str:
-        found = self.ec2.describe_subnets(
-            Filters=[{"Name": "tag:Name", "Values": ["pinhook-samples"]}]
-        )["Subnets"]
+        found = self.ec2.describe_subnets(Filters=[{"Name": "tag:Name", "Values": ["pinhook-samples"]}])[
+            "Subnets"
+        ]
         if found:
             return found[0]["SubnetId"]
         vpc = self.ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
-        subnet = self.ec2.create_subnet(
-            VpcId=vpc, CidrBlock="10.42.1.0/24", AvailabilityZone=ZONE
-        )["Subnet"]["SubnetId"]
+        subnet = self.ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.1.0/24", AvailabilityZone=ZONE)["Subnet"][
+            "SubnetId"
+        ]
         self.ec2.create_tags(Resources=[subnet], Tags=[{"Key": "Name", "Value": "pinhook-samples"}])
         return subnet
 
@@ -89,14 +89,12 @@ class World:
             DesiredCapacity=0,
             VPCZoneIdentifier=subnet,
         )
-        return self.asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])[
-            "AutoScalingGroups"
-        ][0]
+        return self.asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
 
     def hook(self, group: str, name: str, transition: str, metadata: str | None) -> None:
-        hooks = self.asg.describe_lifecycle_hooks(
-            AutoScalingGroupName=group, LifecycleHookNames=[name]
-        )["LifecycleHooks"]
+        hooks = self.asg.describe_lifecycle_hooks(AutoScalingGroupName=group, LifecycleHookNames=[name])[
+            "LifecycleHooks"
+        ]
         if hooks:
             return
         params: dict[str, Any] = {
@@ -123,9 +121,9 @@ class World:
                     TagSpecifications=[{"ResourceType": "network-interface", "Tags": tags}],
                 )
         else:
-            have = self.ec2.describe_addresses(
-                Filters=[{"Name": "tag:pinhook:pool", "Values": [pool]}]
-            )["Addresses"]
+            have = self.ec2.describe_addresses(Filters=[{"Name": "tag:pinhook:pool", "Values": [pool]}])[
+                "Addresses"
+            ]
             for _ in range(2 - len(have)):
                 self.ec2.allocate_address(
                     Domain="vpc",
@@ -158,9 +156,11 @@ class World:
 
     def known_instances(self, group: str) -> dict[str, str]:
         """The group's instances (the warm pool's too), with their lifecycle states."""
+        pages = self.asg.get_paginator("describe_auto_scaling_instances").paginate()
         return {
             i["InstanceId"]: i["LifecycleState"]
-            for i in self.asg.describe_auto_scaling_instances()["AutoScalingInstances"]
+            for page in pages
+            for i in page["AutoScalingInstances"]
             if i["AutoScalingGroupName"] == group
         }
 
@@ -177,14 +177,12 @@ class World:
             if not enis:
                 raise SeedError(f"pool {pool} has no free ENI")
             member = enis[0]["NetworkInterfaceId"]
-            self.ec2.attach_network_interface(
-                NetworkInterfaceId=member, InstanceId=instance, DeviceIndex=1
-            )
+            self.ec2.attach_network_interface(NetworkInterfaceId=member, InstanceId=instance, DeviceIndex=1)
             tag = "pinhook:eni"
         else:
-            addresses = self.ec2.describe_addresses(
-                Filters=[{"Name": "tag:pinhook:pool", "Values": [pool]}]
-            )["Addresses"]
+            addresses = self.ec2.describe_addresses(Filters=[{"Name": "tag:pinhook:pool", "Values": [pool]}])[
+                "Addresses"
+            ]
             free = [a for a in addresses if not a.get("AssociationId")]
             if not free:
                 raise SeedError(f"pool {pool} has no free address")
