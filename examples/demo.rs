@@ -7,9 +7,6 @@
 //! tool's hook beside pinhook's.
 //! Run it with `make demo`; it exits non-zero if anything is not pinned or released as expected.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -17,10 +14,11 @@ use std::time::Instant;
 /// Seconds a new instance boots (EC2 state `pending`) before it runs.
 const BOOT_SECONDS: &str = "1.5";
 
+use pinhook_testkit as support;
 use serde_json::{Value, json};
 use support::{
-    AZ_A, AZ_B, Emulator, EniState, GroupSpec, LambdaRuntime, Network, World, eip_metadata,
-    eni_metadata,
+    AZ_A, AZ_B, Emulator, EniState, GroupSpec, InstanceState, LambdaRuntime, Network, World,
+    eip_metadata, eni_metadata, fast_settings,
 };
 
 #[tokio::main]
@@ -36,17 +34,17 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), String> {
     step(&format!(
-        "starting the local AWS emulator (moto, made as strict as AWS by emulator/pinhook_emulator.py); new instances boot for {BOOT_SECONDS} s"
+        "starting the local AWS emulator (moto, made as strict as AWS by emulator/pinhook_emulator/); new instances boot for {BOOT_SECONDS} s"
     ));
-    let emulator: &'static Emulator = Box::leak(Box::new(Emulator::start_with(&[
+    let emulator: &'static Emulator = Box::leak(Box::new(Emulator::start_real_time(&[
         "--boot-delay",
         BOOT_SECONDS,
     ])));
     println!("    listening on {} (pid {})", emulator.url, emulator.pid());
-    let world = World::on(emulator).await;
+    let world = World::real_time(emulator, fast_settings()).await;
 
     step("starting pinhook in the Lambda runtime loop, behind cargo-lambda's Lambda API emulator");
-    let runtime = LambdaRuntime::start(emulator, &[("PINHOOK_GROUPS", "licensed-app")]);
+    let runtime = LambdaRuntime::start(&emulator.url, &[("PINHOOK_GROUPS", "licensed-app")]);
     println!(
         "    invoke API on 127.0.0.1:{}, function logs in {}",
         runtime.port,
@@ -151,7 +149,12 @@ async fn eni_scenario(
         "    {:<21} {:<11} {:<23} {:<18} {:<11} lifecycle",
         "instance", "AZ", "ENI (device 1)", "MAC", "private IP"
     );
-    for (instance, az, state) in world.instances(&group).await {
+    for InstanceState {
+        id: instance,
+        az,
+        state,
+    } in world.instances(&group).await
+    {
         let attached = world.attached_to(&instance).await;
         let member: Vec<&EniState> = attached
             .iter()
@@ -236,7 +239,12 @@ async fn eip_scenario(
         "    {:<21} {:<11} {:<27} {:<16} lifecycle",
         "instance", "AZ", "Elastic IP (allocation)", "public IP"
     );
-    for (instance, az, state) in world.instances(&group).await {
+    for InstanceState {
+        id: instance,
+        az,
+        state,
+    } in world.instances(&group).await
+    {
         let primary = world.interface_at(&instance, 0).await;
         let on_primary = world.addresses_on(&primary.id).await;
         let (allocation, public_ip) = match on_primary.as_slice() {
@@ -288,7 +296,12 @@ async fn ha_scenario(
     world.scale(&group, 1).await;
     let summaries = deliver_all(runtime, world.emulator.pending_events(&group.name))?;
     check_pins_waited_for_boot(&summaries, problems);
-    let Some((old, old_az, _)) = world.instances(&group).await.into_iter().next() else {
+    let Some(InstanceState {
+        id: old,
+        az: old_az,
+        ..
+    }) = world.instances(&group).await.into_iter().next()
+    else {
         return Err("the HA group launched no instance".into());
     };
     println!("    {old} in {old_az} holds {public_ip}");
@@ -306,7 +319,12 @@ async fn ha_scenario(
         .await
         .map_err(|e| e.to_string())?;
     world.replace(&old).await;
-    for (instance, az, state) in world.instances(&group).await {
+    for InstanceState {
+        id: instance,
+        az,
+        state,
+    } in world.instances(&group).await
+    {
         println!("    {instance}  {az}  {state}");
     }
 
@@ -329,10 +347,15 @@ async fn ha_scenario(
     let state = world.address_state(&address).await;
     let instances = world.instances(&group).await;
     match instances.as_slice() {
-        [(new, az, lifecycle)]
-            if state.instance.as_deref() == Some(new.as_str())
-                && az == healthy_az
-                && lifecycle == "InService" =>
+        [
+            InstanceState {
+                id: new,
+                az,
+                state: lifecycle,
+            },
+        ] if state.instance.as_deref() == Some(new.as_str())
+            && az == healthy_az
+            && lifecycle == "InService" =>
         {
             println!(
                 "    {public_ip} is now on {new} in {az} ({lifecycle}); {old} is {}",
@@ -412,7 +435,7 @@ async fn warm_pool_scenario(
     }
     if !warm
         .iter()
-        .any(|(i, s)| i == &instance && s == "Warmed:Stopped")
+        .any(|i| i.id == instance && i.state == "Warmed:Stopped")
     {
         problems.push(format!(
             "{instance} did not return to the warm pool: {warm:?}"
@@ -483,7 +506,12 @@ async fn queue_scenario(
         problems.push(format!("a queued batch reported failures: {responses:?}"));
     }
     step("the instances, pinned");
-    for (instance, az, state) in world.instances(&group).await {
+    for InstanceState {
+        id: instance,
+        az,
+        state,
+    } in world.instances(&group).await
+    {
         let held: Vec<EniState> = world
             .attached_to(&instance)
             .await
@@ -540,9 +568,10 @@ async fn sweep_scenario(
         world.complete(action, "CONTINUE").await;
     }
     let instances = world.instances(&group).await;
-    let [(first, _, _), (second, _, _)] = instances.as_slice() else {
+    let [first, second] = instances.as_slice() else {
         return Err(format!("expected two instances, found {instances:?}"));
     };
+    let (first, second) = (&first.id, &second.id);
     step(&format!("drift: someone detaches {first}'s ENI by hand"));
     let eni = world
         .attached_to(first)

@@ -2,19 +2,23 @@
 //! lifecycle hooks, and releases it when the instance leaves.
 //!
 //! Three layers: parsing ([`event`], [`config`], [`model`]), decisions with no I/O
-//! ([`decide`]), and the AWS adapters ([`aws`]); [`handler`] runs the steps over them, with
-//! [`member`] as the only place where ENIs and Elastic IPs differ.
+//! ([`decide`]), and the AWS adapters ([`aws`]). [`handler`] tells each path as one story over
+//! them — launch, release, sweep — with the claim engine ([`claim`]) as the one door every
+//! claim goes through, and [`member`] as the only place where ENIs and Elastic IPs differ.
 
 pub mod aws;
+pub mod claim;
 pub mod config;
+pub mod context;
 pub mod decide;
 pub mod event;
 pub mod handler;
+pub mod holders;
 pub mod member;
 pub mod metrics;
 pub mod model;
-pub mod sweep;
 
+pub use context::Deadline;
 pub use handler::{
-    Deadline, Done, HandlerError, Outcome, Pinhook, Summary, SweepOptions, SweepReport,
+    HandlerError, Outcome, Pinhook, RepairResult, Summary, SweepOptions, SweepReport,
 };

@@ -261,7 +261,8 @@ fn to_json(value: &impl serde::Serialize) -> Result<String, String> {
     serde_json::to_string_pretty(value).map_err(|err| err.to_string())
 }
 
-/// The status as a terminal shows it: per pool, per zone, then each member and each finding.
+/// The status as a terminal shows it: per pool, a table of its zones and one of its members,
+/// then each finding.
 fn status_text(report: &SweepReport) -> String {
     let mut out = String::new();
     for pool in &report.pools {
@@ -271,40 +272,50 @@ fn status_text(report: &SweepReport) -> String {
             pool.pin,
             pool.groups.join(", ")
         ));
-        out.push_str("  zone          members  free  held  placeable  spare  drift  idle\n");
+        let mut zones = table([
+            "zone",
+            "members",
+            "free",
+            "held",
+            "placeable",
+            "spare",
+            "drift",
+            "idle",
+        ]);
         for z in &pool.zones {
-            out.push_str(&format!(
-                "  {:<12} {:>8} {:>5} {:>5} {:>10} {:>6} {:>6} {:>5}\n",
-                z.availability_zone.as_deref().unwrap_or("(region)"),
-                z.members,
-                z.free,
-                z.held,
-                z.placeable,
-                z.spare,
-                z.drift,
-                z.idle_addresses
-            ));
+            zones.add_row(vec![
+                z.availability_zone
+                    .as_deref()
+                    .unwrap_or("(region)")
+                    .to_owned(),
+                z.members.to_string(),
+                z.free.to_string(),
+                z.held.to_string(),
+                z.placeable.to_string(),
+                z.spare.to_string(),
+                z.drift.to_string(),
+                z.idle_addresses.to_string(),
+            ]);
         }
+        out.push_str(&format!("{zones}\n"));
+        let mut members = table(["member", "state", "public ip", "holder", "idle for"]);
         for m in &pool.members {
-            let mut line = format!("  {:<26} {:<10}", m.member, m.state);
-            if let Some(ip) = &m.public_ip {
-                line.push_str(&format!(" {ip}"));
-            }
-            if let Some(holder) = &m.holder {
-                line.push_str(&format!(
-                    " {holder} ({})",
-                    m.holder_state.as_deref().unwrap_or("?")
-                ));
-            }
-            if let Some(idle) = m.idle_seconds {
-                line.push_str(&format!(
-                    " idle for {}",
-                    pinhook::sweep::human(Duration::from_secs(idle))
-                ));
-            }
-            out.push_str(line.trim_end());
-            out.push('\n');
+            let holder = m
+                .holder
+                .as_ref()
+                .map(|holder| format!("{holder} ({})", m.holder_state.as_deref().unwrap_or("?")));
+            let idle = m
+                .idle_seconds
+                .map(|s| humantime::format_duration(Duration::from_secs(s)).to_string());
+            members.add_row(vec![
+                m.member.clone(),
+                m.state.to_string(),
+                m.public_ip.clone().unwrap_or_default(),
+                holder.unwrap_or_default(),
+                idle.unwrap_or_default(),
+            ]);
         }
+        out.push_str(&format!("{members}\n"));
         for r in &pool.repairs {
             out.push_str(&format!("  would {r}\n"));
         }
@@ -319,6 +330,15 @@ fn status_text(report: &SweepReport) -> String {
         out.push_str(&format!("{}: {}\n", f.severity.as_str(), f.message));
     }
     out
+}
+
+/// A plain table, indented under its pool.
+fn table<const N: usize>(header: [&str; N]) -> comfy_table::Table {
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::NOTHING)
+        .set_header(header.to_vec());
+    table
 }
 
 /// The sweep as a terminal shows it: each action and its result.

@@ -112,6 +112,10 @@ impl AwsError {
         self.kind == kind
     }
 
+    pub fn is_transient(&self) -> bool {
+        self.kind == ErrorKind::Transient
+    }
+
     /// What is gone, when AWS answered that something does not exist.
     pub fn not_found(&self) -> Option<Resource> {
         match self.kind {
@@ -150,6 +154,33 @@ impl StdError for AwsError {
         self.source
             .as_deref()
             .map(|e| e as &(dyn StdError + 'static))
+    }
+}
+
+/// A transient AWS error (throttling, a 5xx, a timeout, no answer): a later attempt or a
+/// redelivery of the event can get past it, so it is never a reason to give up.
+#[derive(Debug)]
+pub struct Transient(pub AwsError);
+
+impl From<Transient> for AwsError {
+    fn from(transient: Transient) -> Self {
+        transient.0
+    }
+}
+
+/// The one place a result is sorted by whether its error is transient.
+pub trait SplitTransient<T> {
+    /// `Err` with a transient error, for `?` to pass up; `Ok` with the result otherwise, for
+    /// the caller to decide on any other error.
+    fn split_transient(self) -> Result<Result<T, AwsError>, Transient>;
+}
+
+impl<T> SplitTransient<T> for Result<T, AwsError> {
+    fn split_transient(self) -> Result<Result<T, AwsError>, Transient> {
+        match self {
+            Err(err) if err.is_transient() => Err(Transient(err)),
+            other => Ok(other),
+        }
     }
 }
 

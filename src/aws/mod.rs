@@ -17,7 +17,7 @@ use std::future::Future;
 pub use self::autoscaling::AutoScalingClient;
 #[cfg(feature = "aws-sdk")]
 pub use self::ec2::Ec2Client;
-pub use self::error::{AwsError, ErrorKind, Resource};
+pub use self::error::{AwsError, ErrorKind, Resource, SplitTransient, Transient};
 pub use self::metered::{Meter, Metered};
 #[cfg(feature = "aws-sdk")]
 pub use self::sdk::{load_sdk_config, retry_config, timeout_config};

@@ -10,6 +10,7 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::config::HookMetadata;
 use crate::model::{ActionRef, InstanceId, InvalidId, Location, Transition};
 
 pub const SOURCE: &str = "aws.autoscaling";
@@ -46,7 +47,9 @@ pub struct LifecycleAction {
     pub hook: String,
     pub instance: InstanceId,
     pub token: String,
-    pub metadata: Option<String>,
+    /// The hook's `NotificationMetadata` as the event carries it, read once; `None` when the
+    /// event carries none (a hand-made or replayed event), so it is read from the hook.
+    pub metadata: Option<HookMetadata>,
     pub origin: Option<Location>,
     pub destination: Option<Location>,
 }
@@ -110,7 +113,7 @@ pub enum Incoming {
         error: EventError,
         action: Option<ActionRef>,
         transition: Option<Transition>,
-        metadata: Option<String>,
+        metadata: Option<Box<HookMetadata>>,
     },
 }
 
@@ -153,7 +156,7 @@ impl Incoming {
         let malformed = |error: EventError| Self::Malformed {
             action: value.get("detail").and_then(partial_ref),
             transition: Some(transition),
-            metadata: string_at(value, &["detail", "NotificationMetadata"]),
+            metadata: metadata_at(value, &["detail", "NotificationMetadata"]).map(Box::new),
             error,
         };
         let event = match EventBridgeEvent::<LifecycleDetail>::deserialize(value) {
@@ -198,7 +201,7 @@ impl Incoming {
         let malformed = |error: EventError| Self::Malformed {
             action: partial_ref(value),
             transition,
-            metadata: string_at(value, &["NotificationMetadata"]),
+            metadata: metadata_at(value, &["NotificationMetadata"]).map(Box::new),
             error,
         };
         let detail = match LifecycleDetail::deserialize(value) {
@@ -267,7 +270,10 @@ impl LifecycleAction {
             hook,
             instance,
             token,
-            metadata: detail.notification_metadata,
+            metadata: detail
+                .notification_metadata
+                .filter(|m| !m.trim().is_empty())
+                .map(|m| HookMetadata::parse(Some(&m))),
             origin: location(detail.origin, "Origin")?,
             destination: location(detail.destination, "Destination")?,
         })
@@ -292,6 +298,11 @@ fn partial_ref(fields: &Value) -> Option<ActionRef> {
         instance,
         token,
     })
+}
+
+/// The hook metadata an event carries, read once; `None` when it carries none.
+fn metadata_at(value: &Value, path: &[&str]) -> Option<HookMetadata> {
+    string_at(value, path).map(|m| HookMetadata::parse(Some(&m)))
 }
 
 fn string_at(value: &Value, path: &[&str]) -> Option<String> {

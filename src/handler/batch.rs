@@ -9,9 +9,10 @@ use serde::Serialize;
 use serde_json::Value;
 use tracing::{Instrument, error, info_span, warn};
 
+use super::Pinhook;
 use super::outcome::{HandlerError, Summary};
-use super::{Deadline, Pinhook};
 use crate::aws::{AutoScalingApi, Ec2Api};
+use crate::context::Deadline;
 use crate::event::{Delivery, Record, Source};
 
 /// What an invocation answers Lambda, and the summary of each action it handled.

@@ -1,16 +1,20 @@
-//! How an action ends: the summary an invocation returns, the errors returned to Lambda, and
-//! the one `CompleteLifecycleAction` that ends each of pinhook's lifecycle actions.
+//! How an action ends: the one `CompleteLifecycleAction` that ends each of pinhook's lifecycle
+//! actions (or none, for a stale event), the summary an invocation returns, and the errors
+//! returned to Lambda.
 
 use serde::Serialize;
 use tracing::{error, info};
 
-use super::{Deadline, Pinhook};
-use crate::aws::{AutoScalingApi, AwsError, Ec2Api, ErrorKind};
+use super::sweep::SweepReport;
+use crate::aws::{AutoScalingApi, AwsError, ErrorKind, Transient};
 use crate::config::PoolName;
+use crate::context::{Ctx, Deadline};
+use crate::decide::Stale;
 use crate::event::LifecycleAction;
+use crate::metrics::{self, Metrics};
 use crate::model::{ActionRef, InstanceId, LifecycleResult, Transition};
 
-/// What became of the lifecycle action.
+/// What became of the lifecycle action, as the summary reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Outcome {
     /// Completed with CONTINUE.
@@ -73,7 +77,7 @@ pub struct Summary {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub sweep: Option<Box<super::sweep::SweepReport>>,
+    pub sweep: Option<Box<SweepReport>>,
 }
 
 impl Summary {
@@ -95,12 +99,12 @@ impl Summary {
         }
     }
 
-    pub(super) fn about(action: &LifecycleAction, outcome: Outcome) -> Self {
+    pub(super) fn about(action: &ActionRef, transition: Option<Transition>) -> Self {
         Self {
-            transition: Some(action.transition),
+            transition,
             group: Some(action.group.clone()),
             instance: Some(action.instance.clone()),
-            ..Self::new(outcome)
+            ..Self::new(Outcome::Stale)
         }
     }
 
@@ -129,69 +133,156 @@ pub enum HandlerError {
     },
 }
 
+impl From<Transient> for HandlerError {
+    fn from(transient: Transient) -> Self {
+        Self::Transient(transient.0)
+    }
+}
+
 /// How pinhook's handling of one of its lifecycle actions ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Ending {
-    /// Complete the action with `result`; `reason` says why.
-    Complete {
+    /// The job is done: complete with CONTINUE; why.
+    Done(String),
+    /// The job failed: complete with `result` (the hook's `on_failure` on launch, CONTINUE on
+    /// terminate, which is never blocked), and count it.
+    Failed {
         result: LifecycleResult,
         reason: String,
     },
-    /// The event does not match Auto Scaling (stale, out of order, forged): complete nothing.
-    Stale(String),
+    /// The event does not match Auto Scaling, or its action ended meanwhile: complete nothing.
+    Stale(Stale),
 }
 
-impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
-    /// Ends pinhook's handling of an action: its one `CompleteLifecycleAction`, bounded by
+/// What handling one event came to: the answer, and the figures to emit as EMF.
+#[derive(Debug)]
+pub(crate) struct Handled {
+    pub result: Result<Summary, HandlerError>,
+    pub metrics: Vec<Metrics>,
+}
+
+impl Handled {
+    pub(super) fn answer(summary: Summary) -> Self {
+        Self {
+            result: Ok(summary),
+            metrics: Vec::new(),
+        }
+    }
+}
+
+/// One lifecycle action's summary and figures, as its story fills them in.
+#[derive(Debug)]
+pub(super) struct Story {
+    pub summary: Summary,
+    pub metrics: Metrics,
+}
+
+impl Story {
+    pub fn of(action: &LifecycleAction, pool: Option<&PoolName>) -> Self {
+        Self {
+            summary: Summary {
+                pool: pool.cloned(),
+                ..Summary::about(&action.action_ref(), Some(action.transition))
+            },
+            metrics: Metrics {
+                pool: pool.map(PoolName::to_string),
+                ..Metrics::default()
+            },
+        }
+    }
+
+    /// The availability zone of the instance, for the summary and the metrics' dimension.
+    pub fn in_zone(&mut self, zone: &str) {
+        self.summary.availability_zone = Some(zone.to_owned());
+        self.metrics.availability_zone = Some(zone.to_owned());
+    }
+
+    /// A failure a redelivery can get past: nothing completed.
+    pub fn retry(self, err: impl Into<HandlerError>) -> Handled {
+        let err = err.into();
+        error!(error = %err, "returning the error to Lambda for redelivery");
+        Handled {
+            result: Err(err),
+            metrics: vec![self.metrics],
+        }
+    }
+
+    /// Ends pinhook's handling of the action: its one `CompleteLifecycleAction`, bounded by
     /// Lambda's deadline (past it, the runtime would end the invocation anyway, and an error
-    /// lets the event be delivered again).
-    pub(super) async fn finish(
-        &self,
+    /// lets the event be delivered again), or nothing for a stale event.
+    pub async fn end<A: AutoScalingApi, E>(
+        mut self,
+        ctx: Ctx<'_, A, E>,
         action: &ActionRef,
         deadline: Deadline,
-        mut summary: Summary,
         ending: Ending,
-    ) -> Result<Summary, HandlerError> {
+    ) -> Handled {
         let (result, reason) = match ending {
-            Ending::Stale(reason) => {
-                info!(%reason, "stale or out-of-order event; nothing changed");
-                summary.outcome = Outcome::Stale;
-                return Ok(summary.reason(reason));
+            Ending::Stale(stale) => {
+                info!(reason = %stale, "stale or out-of-order event; nothing changed");
+                self.summary.outcome = Outcome::Stale;
+                self.summary.reason = Some(stale.0);
+                return Handled {
+                    result: Ok(self.summary),
+                    metrics: vec![self.metrics],
+                };
             }
-            Ending::Complete { result, reason } => (result, reason),
+            Ending::Done(reason) => (LifecycleResult::Continue, reason),
+            Ending::Failed { result, reason } => {
+                self.metrics.add(metrics::FAILED_ACTIONS, 1.0);
+                (result, reason)
+            }
         };
-        summary.outcome = result.into();
-        summary.reason = Some(reason);
-        let completion = tokio::time::timeout(
-            deadline.remaining(),
-            self.asg.complete_lifecycle_action(action, result),
-        )
-        .await
-        .unwrap_or_else(|_| {
-            Err(AwsError::transient(
-                "autoscaling:CompleteLifecycleAction",
-                "no answer before the function's deadline".into(),
-            ))
-        });
-        match completion {
-            Ok(()) => {
-                info!(%result, "lifecycle action completed");
-                summary.completion = Some(Completion::Completed);
-                Ok(summary)
-            }
-            Err(err) if err.is(ErrorKind::NoActiveAction) => {
-                info!(%result, "lifecycle action was already completed or timed out");
-                summary.completion = Some(Completion::AlreadyCompleted);
-                Ok(summary)
-            }
-            Err(source) => {
-                error!(error = %source, %result, "could not complete the lifecycle action");
-                Err(HandlerError::Complete {
-                    instance: action.instance.clone(),
-                    result,
-                    source,
-                })
-            }
+        self.summary.outcome = result.into();
+        self.summary.reason = Some(reason);
+        let result = complete(ctx, action, deadline, result)
+            .await
+            .map(|completion| Summary {
+                completion: Some(completion),
+                ..self.summary
+            });
+        Handled {
+            result,
+            metrics: vec![self.metrics],
+        }
+    }
+}
+
+/// The one `CompleteLifecycleAction` of an action; an answer that it is no longer active
+/// counts as done.
+async fn complete<A: AutoScalingApi, E>(
+    ctx: Ctx<'_, A, E>,
+    action: &ActionRef,
+    deadline: Deadline,
+    result: LifecycleResult,
+) -> Result<Completion, HandlerError> {
+    let completion = tokio::time::timeout(
+        deadline.remaining(),
+        ctx.asg.complete_lifecycle_action(action, result),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(AwsError::transient(
+            "autoscaling:CompleteLifecycleAction",
+            "no answer before the function's deadline".into(),
+        ))
+    });
+    match completion {
+        Ok(()) => {
+            info!(%result, "lifecycle action completed");
+            Ok(Completion::Completed)
+        }
+        Err(err) if err.is(ErrorKind::NoActiveAction) => {
+            info!(%result, "lifecycle action was already completed or timed out");
+            Ok(Completion::AlreadyCompleted)
+        }
+        Err(source) => {
+            error!(error = %source, %result, "could not complete the lifecycle action");
+            Err(HandlerError::Complete {
+                instance: action.instance.clone(),
+                result,
+                source,
+            })
         }
     }
 }

@@ -3,24 +3,29 @@
 //! CONTINUE whatever happened: termination is never blocked, and what could not be released is
 //! logged, counted and left to the sweep.
 
+use std::future::Future;
+
 use tokio::time::Instant;
 use tracing::{Span, error, info, warn};
 
-use super::outcome::{Ending, HandlerError, Outcome, Summary};
-use super::{Deadline, Pinhook};
-use crate::aws::{AutoScalingApi, AwsError, Ec2Api};
-use crate::config::{HOLDER_TAG, HookConfig, MetadataError, Pin, PoolName};
-use crate::decide::{self, Release, Verdict};
+use super::check;
+use super::outcome::{Ending, Handled, Story};
+use crate::aws::{AutoScalingApi, AwsError, Ec2Api, SplitTransient, Transient};
+use crate::config::{DeviceIndex, HOLDER_TAG, HookMetadata, Pin, PoolName};
+use crate::context::{Ctx, Deadline};
+use crate::decide::{self, Checked, Release, Stale};
 use crate::event::LifecycleAction;
-use crate::member::{EipKind, EniKind, MemberKind};
-use crate::metrics::{self, Metrics};
-use crate::model::{LifecycleResult, Location, PoolMember};
+use crate::member::{Binding, EipKind, EniKind, MemberKind};
+use crate::metrics;
+use crate::model::{Location, PoolMember};
 
-/// What the releases of one termination did.
+/// What the releases of one instance did.
 #[derive(Debug, Default)]
-pub(super) struct Released {
+pub(crate) struct Released {
     members: Vec<String>,
     failures: Vec<String>,
+    /// The instance's Availability Zone, when Auto Scaling said.
+    zone: Option<String>,
 }
 
 impl Released {
@@ -37,8 +42,8 @@ impl Released {
         }
     }
 
-    /// For the sweep: what was released, or what failed.
-    pub(super) fn outcome(&self, pool: &PoolName) -> Result<String, String> {
+    /// What was released, or what failed.
+    pub(crate) fn outcome(&self, pool: &PoolName) -> Result<String, String> {
         match self.failures.is_empty() {
             true => Ok(self.reason(pool)),
             false => Err(self.reason(pool)),
@@ -54,178 +59,175 @@ impl Released {
     }
 }
 
-/// How the check and the releases went.
-enum Releasing {
-    Done(Released),
-    /// The event does not match Auto Scaling: nothing was released.
-    Stale(String),
+/// A terminate action of one of pinhook's hooks (with usable metadata or not).
+pub(super) async fn terminate<A: AutoScalingApi, E: Ec2Api>(
+    ctx: Ctx<'_, A, E>,
+    action: &LifecycleAction,
+    hook: &HookMetadata,
+    deadline: Deadline,
+) -> Handled {
+    // With metadata too broken to say what the hook pins, release both kinds: each release is
+    // limited to members of the named pool held by this instance.
+    let pin = match hook {
+        HookMetadata::Pinhook(config) => Some(config.pin),
+        HookMetadata::Unusable(unusable) => {
+            error!(error = %unusable.error, "bad hook metadata; releasing by the pool it names, if any");
+            None
+        }
+        HookMetadata::Foreign(_) => None,
+    };
+    let pool = hook.pool();
+    let mut story = Story::of(action, pool);
+    let until = deadline.keeping(ctx.settings.completion_reserve);
+    let releasing = release(ctx, action, pool, pin, until);
+    let ending = match tokio::time::timeout_at(until, releasing).await {
+        Ok(Err(transient)) => return story.retry(transient),
+        Ok(Ok(Err(stale))) => Ending::Stale(stale),
+        Ok(Ok(Ok(released))) => {
+            if let Some(zone) = &released.zone {
+                story.in_zone(zone);
+            }
+            story
+                .metrics
+                .add(metrics::RELEASED, released.members.len() as f64);
+            story
+                .metrics
+                .add(metrics::RELEASE_FAILED, released.failures.len() as f64);
+            story.summary.member = released.members.first().cloned();
+            let reason = match (pool, hook) {
+                (Some(pool), _) => released.reason(pool),
+                (None, HookMetadata::Unusable(unusable)) => {
+                    story.metrics.add(metrics::RELEASE_FAILED, 1.0);
+                    format!("nothing released: {}", unusable.error)
+                }
+                (None, _) => "nothing released".into(),
+            };
+            Ending::Done(reason)
+        }
+        Err(_) => {
+            story.metrics.add(metrics::RELEASE_FAILED, 1.0);
+            warn!("the release did not finish before the function's deadline");
+            Ending::Done("the release did not finish before the function's deadline; what is left is found again by the instance's release or the sweep".into())
+        }
+    };
+    story.end(ctx, &action.action_ref(), deadline, ending).await
 }
 
-impl<A: AutoScalingApi, E: Ec2Api> Pinhook<A, E> {
-    /// A terminate action of one of pinhook's hooks.
-    pub(super) async fn terminate(
-        &self,
-        action: &LifecycleAction,
-        config: Result<HookConfig, MetadataError>,
-        metadata: Option<&str>,
-        deadline: Deadline,
-        metrics: &mut Metrics,
-    ) -> Result<Summary, HandlerError> {
-        // With metadata too broken to say what the hook pins, release both kinds: each release
-        // is limited to members of the named pool held by this instance.
-        let (pool, pin) = match &config {
-            Ok(config) => (Some(config.pool.clone()), Some(config.pin)),
-            Err(err) => {
-                error!(error = %err, "bad hook metadata; releasing by the pool it names, if any");
-                (HookConfig::pool_lenient(metadata), None)
-            }
-        };
-        let mut summary = Summary::about(action, Outcome::Continue);
-        summary.pool = pool.clone();
-        let end = deadline.keeping(self.settings.completion_reserve);
-        let releasing = self.release(action, pool.as_ref(), pin, end, metrics);
-        let ending = match tokio::time::timeout_at(end, releasing).await {
-            Ok(Ok(Releasing::Stale(reason))) => Ending::Stale(reason),
-            Ok(Ok(Releasing::Done(released))) => {
-                metrics.add(metrics::RELEASED, released.members.len() as f64);
-                metrics.add(metrics::RELEASE_FAILED, released.failures.len() as f64);
-                summary.member = released.members.first().cloned();
-                let reason = match (&pool, config) {
-                    (Some(pool), _) => released.reason(pool),
-                    (None, Err(err)) => {
-                        metrics.add(metrics::RELEASE_FAILED, 1.0);
-                        format!("nothing released: {err}")
-                    }
-                    (None, Ok(_)) => "nothing released".into(),
-                };
-                Ending::Complete {
-                    result: LifecycleResult::Continue,
-                    reason,
-                }
-            }
-            Ok(Err(err)) => return Err(err),
-            Err(_) => {
-                metrics.add(metrics::RELEASE_FAILED, 1.0);
-                warn!("the release did not finish before the function's deadline");
-                Ending::Complete {
-                    result: LifecycleResult::Continue,
-                    reason: "the release did not finish before the function's deadline; what is left is found again by the instance's release or the sweep".into(),
-                }
-            }
-        };
-        summary.availability_zone = metrics.availability_zone.clone();
-        self.finish(&action.action_ref(), deadline, summary, ending)
-            .await
+/// The check and the releases, until `until`.
+async fn release<A: AutoScalingApi, E: Ec2Api>(
+    ctx: Ctx<'_, A, E>,
+    action: &LifecycleAction,
+    pool: Option<&PoolName>,
+    pin: Option<Pin>,
+    until: Instant,
+) -> Result<Result<Released, Stale>, Transient> {
+    let instance = &action.instance;
+    // A release needs no device index: the ones given only matter for claims.
+    let (enis, eips) = match pin {
+        Some(Pin::Eni { device_index }) => (Some(device_index), None),
+        Some(Pin::Eip { interface, .. }) => (None, Some(interface)),
+        None => (Some(DeviceIndex::PRIMARY), Some(DeviceIndex::PRIMARY)),
+    };
+    let on = pool.map(|pool| Binding::new(ctx, pool, instance));
+    let eni = on.zip(enis).map(|(on, index)| EniKind::new(on, index));
+    let eip = on.zip(eips).map(|(on, index)| EipKind::new(on, index));
+    // One read of each pool beside the check: a member's attachment or association, and its
+    // holder tag, say whether this instance holds it.
+    let (checked, listed_enis, listed_eips) = tokio::join!(
+        check::converged(ctx, action),
+        maybe(eni.as_ref().map(MemberKind::list)),
+        maybe(eip.as_ref().map(MemberKind::list)),
+    );
+    let mut released = Released::default();
+    match checked.split_transient()? {
+        Ok(Checked::Release { availability_zone }) => released.zone = Some(availability_zone),
+        Ok(Checked::Stale(stale)) => return Ok(Err(stale)),
+        Ok(Checked::Pin { .. } | Checked::EnterWarmPool | Checked::Behind(_)) => {
+            return Ok(Err(Stale("the instance is launching, not leaving".into())));
+        }
+        // Released unchecked: termination is never blocked, and a release touches only what
+        // this instance holds of the pool.
+        Err(err) => {
+            error!(error = %err, "could not check the instance with Auto Scaling; releasing as the event says");
+        }
     }
-
-    /// The check and the releases, until `until`.
-    async fn release(
-        &self,
-        action: &LifecycleAction,
-        pool: Option<&PoolName>,
-        pin: Option<Pin>,
-        until: Instant,
-        metrics: &mut Metrics,
-    ) -> Result<Releasing, HandlerError> {
-        let instance = &action.instance;
-        // A release needs no device index: the ones given only matter for claims.
-        let (enis, eips) = match pin {
-            Some(Pin::Eni { device_index }) => (Some(device_index), None),
-            Some(Pin::Eip { interface, .. }) => (None, Some(interface)),
-            None => (Some(1), Some(0)),
-        };
-        let on = pool.map(|pool| self.binding(pool, instance));
-        let eni = on.zip(enis).map(|(on, index)| EniKind::new(on, index));
-        let eip = on.zip(eips).map(|(on, index)| EipKind::new(on, index));
-        // One read of each pool beside the check: a member's attachment or association, and its
-        // holder tag, say whether this instance holds it.
-        let (described, listed_enis, listed_eips) = tokio::join!(
-            self.describe(action),
-            maybe(eni.as_ref().map(MemberKind::list)),
-            maybe(eip.as_ref().map(MemberKind::list)),
-        );
-        let described = described?;
-        if let Some(d) = &described {
-            metrics.availability_zone =
-                Some(d.availability_zone.clone()).filter(|az| !az.is_empty());
-        }
-        match decide::check(action, described.as_ref()) {
-            Verdict::Release => {}
-            Verdict::Stale { reason } => return Ok(Releasing::Stale(reason)),
-            Verdict::Pin { .. } | Verdict::EnterWarmPool => {
-                return Ok(Releasing::Stale(
-                    "the instance is launching, not leaving".into(),
-                ));
-            }
-        }
-        // An instance that terminates takes its own tags with it; one that returns to the warm
-        // pool keeps them, so its lease tag is cleared.
-        let lease_tag = action.destination == Some(Location::WarmPool);
-        let mut released = Released::default();
-        if let (Some(kind), Some(listed)) = (eni, listed_enis) {
-            self.release_kind(&kind, listed, lease_tag, until, &mut released)
-                .await;
-        }
-        if let (Some(kind), Some(listed)) = (eip, listed_eips) {
-            self.release_kind(&kind, listed, lease_tag, until, &mut released)
-                .await;
-        }
-        Ok(Releasing::Done(released))
+    // An instance that terminates takes its own tags with it; one that returns to the warm
+    // pool keeps them, so its lease tag is cleared.
+    let lease_tag = action.destination == Some(Location::WarmPool);
+    if let (Some(kind), Some(listed)) = (eni, listed_enis) {
+        release_kind(ctx, &kind, listed, lease_tag, until, &mut released).await;
     }
+    if let (Some(kind), Some(listed)) = (eip, listed_eips) {
+        release_kind(ctx, &kind, listed, lease_tag, until, &mut released).await;
+    }
+    Ok(Ok(released))
+}
 
-    /// Releases what the instance holds of one kind and clears the holder tags that still name
-    /// it; with `lease_tag`, the lease tag on the instance too.
-    pub(super) async fn release_kind<K: MemberKind>(
-        &self,
-        kind: &K,
-        listed: Result<Vec<K::Member>, AwsError>,
-        lease_tag: bool,
-        until: Instant,
-        released: &mut Released,
-    ) {
-        let (pool, instance) = (kind.pool(), kind.instance());
-        let members = match listed {
-            Ok(members) => members,
-            Err(err) => {
-                let reason = format!("listing the pool failed: {err}");
-                released.record(pool.as_str(), Err(reason));
-                return;
-            }
-        };
-        for release in decide::releases(&members, pool.as_str(), instance) {
-            let (member, free) = match release {
-                Release::Free(member) => (member, true),
-                Release::ClearTag(member) => (member, false),
-            };
-            Span::current().record("member", member.member_id());
-            let mut result = match free {
-                true => kind.release(member, instance, until).await,
-                false => Ok(()),
-            };
-            if result.is_ok() {
-                result = self
-                    .ec2
-                    .delete_tag(member.member_id(), HOLDER_TAG, Some(instance.as_str()))
-                    .await
-                    .map_err(|err| err.to_string());
-            }
-            released.record(member.member_id(), result);
-        }
-        if !lease_tag {
+/// Releases everything of the pool the kind's instance holds and clears its lease tags: a
+/// holder's release, as the sweep repairs it.
+pub(crate) async fn release_holder<A, E: Ec2Api, K: MemberKind>(
+    ctx: Ctx<'_, A, E>,
+    kind: K,
+    until: Instant,
+) -> Released {
+    let mut released = Released::default();
+    let listed = kind.list().await;
+    release_kind(ctx, &kind, listed, true, until, &mut released).await;
+    released
+}
+
+/// Releases what the instance holds of one kind and clears the holder tags that still name
+/// it; with `lease_tag`, the lease tag on the instance too.
+async fn release_kind<A, E: Ec2Api, K: MemberKind>(
+    ctx: Ctx<'_, A, E>,
+    kind: &K,
+    listed: Result<Vec<K::Member>, AwsError>,
+    lease_tag: bool,
+    until: Instant,
+    released: &mut Released,
+) {
+    let (pool, instance) = (kind.pool(), kind.instance());
+    let members = match listed {
+        Ok(members) => members,
+        Err(err) => {
+            let reason = format!("listing the pool failed: {err}");
+            released.record(pool.as_str(), Err(reason));
             return;
         }
-        if let Err(err) = self
-            .ec2
-            .delete_tag(instance.as_str(), K::INSTANCE_TAG, None)
-            .await
-        {
-            warn!(error = %err, tag = K::INSTANCE_TAG, "could not clear the instance's lease tag");
+    };
+    for release in decide::releases(&members, pool.as_str(), instance) {
+        let (member, free) = match release {
+            Release::Free(member) => (member, true),
+            Release::ClearTag(member) => (member, false),
+        };
+        Span::current().record("member", member.member_id());
+        let mut result = match free {
+            true => kind.release(member, instance, until).await,
+            false => Ok(()),
+        };
+        if result.is_ok() {
+            result = ctx
+                .ec2
+                .delete_tag(member.member_id(), HOLDER_TAG, Some(instance.as_str()))
+                .await
+                .map_err(|err| err.to_string());
         }
+        released.record(member.member_id(), result);
+    }
+    if !lease_tag {
+        return;
+    }
+    if let Err(err) = ctx
+        .ec2
+        .delete_tag(instance.as_str(), K::INSTANCE_TAG, None)
+        .await
+    {
+        warn!(error = %err, tag = K::INSTANCE_TAG, "could not clear the instance's lease tag");
     }
 }
 
 /// Awaits the future if there is one.
-async fn maybe<F: std::future::Future>(future: Option<F>) -> Option<F::Output> {
+async fn maybe<F: Future>(future: Option<F>) -> Option<F::Output> {
     match future {
         Some(future) => Some(future.await),
         None => None,

@@ -5,29 +5,30 @@ use tokio::time::Instant;
 
 use super::{Binding, Member, MemberKind, Ready, Refusal, Slot, poll_until};
 use crate::aws::{AddressFilter, AwsError, Ec2Api, EniFilter, ErrorKind, Resource};
-use crate::config::{INSTANCE_EIP_TAG, PoolName};
+use crate::config::{DeviceIndex, INSTANCE_EIP_TAG, PoolName};
 use crate::decide;
 use crate::model::{Address, Eni, InstanceId, PoolMember};
 
-/// The Elastic IPs of one pool, for one instance's interface at one device index.
+/// The Elastic IPs of one pool, for the instance's interface at one device index.
 pub struct EipKind<'a, E> {
     on: Binding<'a, E>,
-    interface: i32,
-    /// The interface that receives the address, once found.
-    target: Option<Eni>,
+    /// Where the interface that receives the address sits on the instance.
+    interface: DeviceIndex,
+    /// That interface, once found.
+    receiver: Option<Eni>,
 }
 
 impl<'a, E: Ec2Api> EipKind<'a, E> {
-    pub fn new(on: Binding<'a, E>, interface: i32) -> Self {
+    pub fn new(on: Binding<'a, E>, interface: DeviceIndex) -> Self {
         Self {
             on,
             interface,
-            target: None,
+            receiver: None,
         }
     }
 
-    fn target(&self, operation: &'static str) -> Result<&Eni, AwsError> {
-        self.target
+    fn receiver(&self, operation: &'static str) -> Result<&Eni, AwsError> {
+        self.receiver
             .as_ref()
             .ok_or_else(|| AwsError::unexpected(operation, "no interface to associate with yet"))
     }
@@ -39,7 +40,7 @@ impl<E: Ec2Api> MemberKind for EipKind<'_, E> {
     const ZONAL: bool = false;
     const INSTANCE_TAG: &'static str = INSTANCE_EIP_TAG;
     const SLOT_UNGUARDED: bool = true;
-    const READS_INTERFACES: bool = true;
+    const CAN_TAKE_OVER: bool = true;
 
     fn pool(&self) -> &PoolName {
         self.on.pool
@@ -54,6 +55,11 @@ impl<E: Ec2Api> MemberKind for EipKind<'_, E> {
             .ec2
             .addresses(&AddressFilter::Pool(self.on.pool.clone()))
             .await
+    }
+
+    async fn interfaces(&self) -> Result<Vec<Eni>, AwsError> {
+        let attached = EniFilter::AttachedTo(self.on.instance.clone());
+        self.on.ec2.network_interfaces(&attached).await
     }
 
     /// Waits for the interface at the device index (another hook may still be attaching it),
@@ -81,13 +87,13 @@ impl<E: Ec2Api> MemberKind for EipKind<'_, E> {
             }
         })
         .await?;
-        let Some(target) = found else {
+        let Some(receiver) = found else {
             return Ok(Ready::Refused(format!(
                 "{instance} has no attached interface at device index {index} (\"interface\" in the hook metadata); with an ENI hook attaching it, give that hook time to finish"
             )));
         };
-        let existing = target.elastic_ip.clone();
-        self.target = Some(target);
+        let existing = receiver.elastic_ip.clone();
+        self.receiver = Some(receiver);
         Ok(match existing {
             None => Ready::Claim,
             Some(existing) => match members
@@ -101,10 +107,10 @@ impl<E: Ec2Api> MemberKind for EipKind<'_, E> {
     }
 
     async fn claim(&self, member: &Address) -> Result<(), AwsError> {
-        let target = self.target("ec2:AssociateAddress")?;
+        let receiver = self.receiver("ec2:AssociateAddress")?;
         self.on
             .ec2
-            .associate_address(&member.allocation, &target.id)
+            .associate_address(&member.allocation, &receiver.id)
             .await
             .map(drop)
     }
@@ -121,11 +127,11 @@ impl<E: Ec2Api> MemberKind for EipKind<'_, E> {
     }
 
     async fn slot(&self) -> Result<Slot<Address>, AwsError> {
-        let target = self.target("ec2:DescribeNetworkInterfaces")?;
+        let receiver = self.receiver("ec2:DescribeNetworkInterfaces")?;
         let Some(existing) = self
             .on
             .ec2
-            .network_interface(&target.id)
+            .network_interface(&receiver.id)
             .await?
             .and_then(|eni| eni.elastic_ip)
         else {
@@ -144,15 +150,15 @@ impl<E: Ec2Api> MemberKind for EipKind<'_, E> {
     }
 
     fn occupied(&self, occupant: &str) -> String {
-        let target = self.target.as_ref().map_or("-", |t| t.id.as_str());
+        let receiver = self.receiver.as_ref().map_or("-", |r| r.id.as_str());
         format!(
-            "interface {target} (device index {}) already has Elastic IP {occupant}, which is not in pool {:?}; pinhook never replaces an address outside its pool",
+            "interface {receiver} (device index {}) already has Elastic IP {occupant}, which is not in pool {:?}; pinhook never replaces an address outside its pool",
             self.interface, self.on.pool
         )
     }
 
     fn slot_interfaces(&self) -> &[Eni] {
-        self.target.as_slice()
+        self.receiver.as_slice()
     }
 
     /// An association takes effect at once: nothing to wait for.
@@ -161,11 +167,11 @@ impl<E: Ec2Api> MemberKind for EipKind<'_, E> {
         member: &Address,
         _until: Instant,
     ) -> Result<Result<Member, String>, AwsError> {
-        let target = self.target.as_ref();
+        let receiver = self.receiver.as_ref();
         Ok(Ok(Member {
             id: member.allocation.to_string(),
-            mac_address: target.and_then(|t| t.mac_address.clone()),
-            private_ip: target.and_then(|t| t.private_ip.clone()).or_else(|| {
+            mac_address: receiver.and_then(|r| r.mac_address.clone()),
+            private_ip: receiver.and_then(|r| r.private_ip.clone()).or_else(|| {
                 member
                     .association
                     .as_ref()

@@ -6,17 +6,17 @@ use tracing::{info, warn};
 
 use super::{Binding, Member, MemberKind, Ready, Refusal, Slot, poll_until};
 use crate::aws::{AwsError, Ec2Api, EniFilter, ErrorKind, Resource};
-use crate::config::{INSTANCE_ENI_TAG, PoolName};
+use crate::config::{DeviceIndex, INSTANCE_ENI_TAG, PoolName};
 use crate::model::{AttachmentStatus, Eni, InstanceId, PoolMember};
 
 /// The ENIs of one pool, for one instance, at one device index.
 pub struct EniKind<'a, E> {
     on: Binding<'a, E>,
-    device_index: i32,
+    device_index: DeviceIndex,
 }
 
 impl<'a, E: Ec2Api> EniKind<'a, E> {
-    pub fn new(on: Binding<'a, E>, device_index: i32) -> Self {
+    pub fn new(on: Binding<'a, E>, device_index: DeviceIndex) -> Self {
         Self { on, device_index }
     }
 }
@@ -27,7 +27,7 @@ impl<E: Ec2Api> MemberKind for EniKind<'_, E> {
     const ZONAL: bool = true;
     const INSTANCE_TAG: &'static str = INSTANCE_ENI_TAG;
     const SLOT_UNGUARDED: bool = false;
-    const READS_INTERFACES: bool = false;
+    const CAN_TAKE_OVER: bool = false;
 
     fn pool(&self) -> &PoolName {
         self.on.pool
@@ -44,6 +44,10 @@ impl<E: Ec2Api> MemberKind for EniKind<'_, E> {
             .await
     }
 
+    async fn interfaces(&self) -> Result<Vec<Eni>, AwsError> {
+        Ok(Vec::new())
+    }
+
     async fn prepare(
         &mut self,
         _interfaces: Vec<Eni>,
@@ -56,7 +60,7 @@ impl<E: Ec2Api> MemberKind for EniKind<'_, E> {
     async fn claim(&self, member: &Eni) -> Result<(), AwsError> {
         self.on
             .ec2
-            .attach_network_interface(&member.id, self.on.instance, self.device_index)
+            .attach_network_interface(&member.id, self.on.instance, self.device_index.get())
             .await
             .map(drop)
     }
@@ -81,7 +85,8 @@ impl<E: Ec2Api> MemberKind for EniKind<'_, E> {
             .await?;
         let at_index = attached.into_iter().find(|e| {
             e.attachment_instance() == Some(self.on.instance)
-                && e.attachment.as_ref().and_then(|a| a.device_index) == Some(self.device_index)
+                && e.attachment.as_ref().and_then(|a| a.device_index)
+                    == Some(self.device_index.get())
         });
         Ok(match at_index {
             Some(eni) if eni.in_pool(self.on.pool.as_str()) => Slot::Pool(eni),
@@ -109,7 +114,7 @@ impl<E: Ec2Api> MemberKind for EniKind<'_, E> {
         let (ec2, eni, instance) = (self.on.ec2, &member.id, self.on.instance);
         let settled = poll_until(self.on.poll, until, || async move {
             let Some(current) = ec2.network_interface(eni).await? else {
-                return Ok(Some(Err(format!("{eni} disappeared while attaching"))));
+                return Ok::<_, AwsError>(Some(Err(format!("{eni} disappeared while attaching"))));
             };
             Ok(match &current.attachment {
                 Some(a) if a.instance.as_ref() == Some(instance) => {

@@ -1,6 +1,7 @@
-//! Member kinds: what the claim engine needs of pool ENIs and of pool Elastic IPs. This is the
-//! only place where the two differ; every rule about claiming, waiting and releasing lives once,
-//! for both, in the claim engine (`handler/claim.rs`) and the decisions (`decide.rs`).
+//! Member kinds: what the claim engine needs of pool ENIs and of pool Elastic IPs — list, claim,
+//! the codes that mean someone else took it, settle, release. This is the only place where the
+//! two differ; every rule about claiming, waiting and releasing lives once, for both, in the
+//! claim engine (`claim.rs`) and the decisions (`decide/`).
 
 mod eip;
 mod eni;
@@ -14,6 +15,7 @@ pub use self::eip::EipKind;
 pub use self::eni::EniKind;
 use crate::aws::AwsError;
 use crate::config::PoolName;
+use crate::context::Ctx;
 use crate::model::{Eni, InstanceId, PoolMember};
 
 /// What a refused claim means for the claim engine.
@@ -63,6 +65,17 @@ pub struct Binding<'a, E> {
     pub poll: Duration,
 }
 
+impl<'a, E> Binding<'a, E> {
+    pub fn new<A>(ctx: Ctx<'a, A, E>, pool: &'a PoolName, instance: &'a InstanceId) -> Self {
+        Self {
+            ec2: ctx.ec2,
+            pool,
+            instance,
+            poll: ctx.settings.poll_interval,
+        }
+    }
+}
+
 impl<E> Clone for Binding<'_, E> {
     fn clone(&self) -> Self {
         *self
@@ -93,9 +106,9 @@ pub trait MemberKind: Send + Sync {
     /// another, but refuses an ENI at a device index that is taken; where the slot is unguarded,
     /// the engine looks at it before claiming again after a lost claim.
     const SLOT_UNGUARDED: bool;
-    /// Whether a claim needs the instance's network interfaces read first (an Elastic IP needs
-    /// the interface that receives it). An ENI's pool read alone shows what the instance holds.
-    const READS_INTERFACES: bool;
+    /// Whether a member may be taken over from a holder that is leaving, unhealthy or gone
+    /// (an Elastic IP, for single-instance HA).
+    const CAN_TAKE_OVER: bool;
 
     /// The pool this kind is bound to.
     fn pool(&self) -> &PoolName;
@@ -105,6 +118,11 @@ pub trait MemberKind: Send + Sync {
 
     /// Every member of the pool.
     fn list(&self) -> impl Future<Output = Result<Vec<Self::Member>, AwsError>> + Send;
+
+    /// The instance's network interfaces, read beside the pool when a claim needs them (an
+    /// Elastic IP needs the interface that receives it); none for a kind whose pool read alone
+    /// shows what the instance holds (an ENI).
+    fn interfaces(&self) -> impl Future<Output = Result<Vec<Eni>, AwsError>> + Send;
 
     /// Looks at the instance before the first claim: `interfaces` are the instance's network
     /// interfaces, `members` the pool. May wait until `until`.

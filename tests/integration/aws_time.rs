@@ -2,23 +2,26 @@
 //! arrives, two copies of one event at once with fresh and with lagging reads, and AWS calls
 //! that hang past the function's deadline.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use pinhook::Outcome;
 use pinhook::handler::Completion;
 use serde_json::{Value, json};
 
+use crate::support::Pin;
 use crate::support::{
     AZ_A, Group, GroupSpec, World, fast_settings, hook_metadata, instance_of, unique,
 };
 
 /// A group in AZ a pinning from a fresh pool of `members` (ENIs, or Elastic IPs), and the pool.
-async fn pinning_group(world: &World, pin: &str, members: usize) -> (Group, String, Vec<String>) {
+async fn pinning_group(world: &World, pin: Pin, members: usize) -> (Group, String, Vec<String>) {
     let net = world.network().await;
-    let pool = unique(pin);
+    let pool = unique(&pin.to_string());
     let members = match pin {
-        "eni" => world.eni_pool(&net, &pool, AZ_A, members).await,
-        _ => world.eip_pool(&pool, members).await,
+        Pin::Eni => world.eni_pool(&net, &pool, AZ_A, members).await,
+        Pin::Eip => world.eip_pool(&pool, members).await,
     };
     let metadata = hook_metadata(pin, &pool, json!({}));
     let group = world
@@ -28,12 +31,12 @@ async fn pinning_group(world: &World, pin: &str, members: usize) -> (Group, Stri
 }
 
 /// The members of the pool the instance holds, as AWS sees them.
-async fn held_by(world: &World, pin: &str, members: &[String], instance: &str) -> Vec<String> {
+async fn held_by(world: &World, pin: Pin, members: &[String], instance: &str) -> Vec<String> {
     let mut held = Vec::new();
     for member in members {
         let holder = match pin {
-            "eni" => world.eni_state(member).await.instance,
-            _ => world.address_state(member).await.instance,
+            Pin::Eni => world.eni_state(member).await.instance,
+            Pin::Eip => world.address_state(member).await.instance,
         };
         if holder.as_deref() == Some(instance) {
             held.push(member.clone());
@@ -43,13 +46,13 @@ async fn held_by(world: &World, pin: &str, members: &[String], instance: &str) -
 }
 
 /// The requests of the claim calls for the instance, as (status, error code).
-fn claims(world: &World, pin: &str, instance: &str, primary: &str) -> Vec<(Value, Value)> {
+fn claims(world: &World, pin: Pin, instance: &str, primary: &str) -> Vec<(Value, Value)> {
     let requests = match pin {
-        "eni" => world.emulator.requests(&[
+        Pin::Eni => world.emulator.requests(&[
             ("action", "AttachNetworkInterface"),
             ("InstanceId", instance),
         ]),
-        _ => world.emulator.requests(&[
+        Pin::Eip => world.emulator.requests(&[
             ("action", "AssociateAddress"),
             ("NetworkInterfaceId", primary),
         ]),
@@ -60,9 +63,10 @@ fn claims(world: &World, pin: &str, instance: &str, primary: &str) -> Vec<(Value
         .collect()
 }
 
-async fn a_booting_instance_is_waited_for_then_pinned(pin: &str) {
-    // Given a group whose new instances boot for two seconds (EC2 state `pending`)
-    let world = World::new().await;
+async fn a_booting_instance_is_waited_for_then_pinned(pin: Pin) {
+    // Given a group whose new instances boot for two seconds (EC2 state `pending`), on an
+    // emulator whose clock follows this test's alone
+    let world = World::dedicated_with(fast_settings()).await;
     let (group, _, members) = pinning_group(&world, pin, 2).await;
     world.emulator.boot_delay(&group.name, 2.0);
     world.scale(&group, 1).await;
@@ -95,22 +99,23 @@ async fn a_booting_instance_is_waited_for_then_pinned(pin: &str) {
     assert_eq!(held_by(&world, pin, &members, &instance).await, [member]);
     assert_eq!(world.ec2_state(&instance).await, "running");
     assert!(world.metric("BootWait") >= 1500.0, "{pin}");
+    world.emulator.stop();
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_eni_launch_waits_for_an_instance_that_boots_for_two_seconds() {
-    a_booting_instance_is_waited_for_then_pinned("eni").await;
+    a_booting_instance_is_waited_for_then_pinned(Pin::Eni).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_elastic_ip_launch_waits_for_an_instance_that_boots_for_two_seconds() {
-    a_booting_instance_is_waited_for_then_pinned("eip").await;
+    a_booting_instance_is_waited_for_then_pinned(Pin::Eip).await;
 }
 
 /// Two copies of one launch event delivered at once, each its own invocation: one member, one
 /// accepted CONTINUE, lease tags that match, whether EC2's reads are fresh or lag by up to
 /// three seconds.
-async fn two_copies_of_one_launch(pin: &str, lag: bool) {
+async fn two_copies_of_one_launch(pin: Pin, lag: bool) {
     let mut world = match lag {
         true => World::dedicated().await,
         false => World::new().await,
@@ -145,11 +150,7 @@ async fn two_copies_of_one_launch(pin: &str, lag: bool) {
     let action = world.emulator.action_of(&group.name, &instance, "launch");
     assert_eq!(action["complete_calls"]["accepted"], 1, "{case}: {action}");
     assert_eq!(action["result"], "CONTINUE", "{case}: {action}");
-    let lease_tag = if pin == "eni" {
-        "pinhook:eni"
-    } else {
-        "pinhook:eip"
-    };
+    let lease_tag = &format!("pinhook:{pin}");
     assert_eq!(
         world.instance_tag(&instance, lease_tag).await.as_deref(),
         Some(held[0].as_str()),
@@ -170,24 +171,24 @@ async fn two_copies_of_one_launch(pin: &str, lag: bool) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn two_copies_of_an_eni_launch_pin_one_member_with_fresh_reads() {
-    two_copies_of_one_launch("eni", false).await;
+    two_copies_of_one_launch(Pin::Eni, false).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn two_copies_of_an_eni_launch_pin_one_member_with_lagging_reads() {
-    two_copies_of_one_launch("eni", true).await;
+    two_copies_of_one_launch(Pin::Eni, true).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn two_copies_of_an_elastic_ip_launch_pin_one_address_with_fresh_reads() {
-    two_copies_of_one_launch("eip", false).await;
+    two_copies_of_one_launch(Pin::Eip, false).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn two_copies_of_an_elastic_ip_launch_pin_one_address_with_lagging_reads() {
-    two_copies_of_one_launch("eip", true).await;
+    two_copies_of_one_launch(Pin::Eip, true).await;
 }
 
 /// Delivers the event while every request for these actions hangs for a minute, to pinhook
@@ -214,11 +215,11 @@ async fn deliver_while_hanging(world: &World, event: &Value, actions: &[&str]) -
     summary
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_terminate_whose_aws_calls_hang_is_completed_before_the_deadline() {
     // Given a pinned instance leaving its group
     let world = World::dedicated_with(fast_settings()).await;
-    let (group, _, _) = pinning_group(&world, "eni", 1).await;
+    let (group, _, _) = pinning_group(&world, Pin::Eni, 1).await;
     world.scale(&group, 1).await;
     let launch = world.emulator.pending_events(&group.name).remove(0);
     assert_eq!(world.deliver(&launch).await.outcome, Outcome::Continue);
@@ -235,11 +236,11 @@ async fn a_terminate_whose_aws_calls_hang_is_completed_before_the_deadline() {
     world.emulator.stop();
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_launch_whose_claim_hangs_is_completed_before_the_deadline_naming_the_member() {
     // Given a launch whose AttachNetworkInterface never answers
     let world = World::dedicated_with(fast_settings()).await;
-    let (group, _, members) = pinning_group(&world, "eni", 1).await;
+    let (group, _, members) = pinning_group(&world, Pin::Eni, 1).await;
     world.scale(&group, 1).await;
     let event = world.emulator.pending_events(&group.name).remove(0);
 

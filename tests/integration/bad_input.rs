@@ -11,7 +11,7 @@ use aws_sdk_ec2::Client as Ec2Sdk;
 use aws_sdk_ec2::config::Credentials;
 use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
 use pinhook::aws::{AutoScalingClient, Ec2Client, retry_config};
-use pinhook::config::{HookConfig, Owner};
+use pinhook::config::HookMetadata;
 use pinhook::metrics::MetricsSink;
 use pinhook::{Deadline, Outcome, Pinhook};
 use proptest::prelude::*;
@@ -305,7 +305,7 @@ proptest! {
     fn an_identified_action_is_completed_exactly_once_however_broken_the_rest(event in mangled_launch()) {
         let run = run(&event, describe_instance([true; 5]), pool_enis(&[[true, true, true, true, true, false]]));
         let metadata = event.pointer("/detail/NotificationMetadata").and_then(Value::as_str);
-        if matches!(HookConfig::owner(metadata), Owner::Pinhook(_)) {
+        if !matches!(HookMetadata::parse(metadata), HookMetadata::Foreign(_)) {
             prop_assert_eq!(run.complete_calls, 1, "{}", event);
             prop_assert!(run.completed);
             prop_assert!(matches!(run.outcome, Outcome::Continue | Outcome::Abandon));

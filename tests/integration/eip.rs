@@ -43,7 +43,7 @@ async fn launch_one(world: &World, group: &Group) -> (String, pinhook::Summary) 
         .instances(group)
         .await
         .into_iter()
-        .map(|(i, _, _)| i)
+        .map(|i| i.id)
         .collect();
     world.scale(group, before.len() as i32 + 1).await;
     let action = world
@@ -56,7 +56,7 @@ async fn launch_one(world: &World, group: &Group) -> (String, pinhook::Summary) 
     (instance, world.deliver(&action["event"]).await)
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn pins_a_pool_address_on_the_primary_interface() {
     // Given a pool of two addresses and a group that pins from it
     let world = World::new().await;
@@ -92,7 +92,7 @@ async fn pins_a_pool_address_on_the_primary_interface() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_address_associated_with_anything_else_is_never_taken() {
     // Given a pool where one address is on another instance, one on a NAT gateway, one free
     let world = World::new().await;
@@ -134,7 +134,7 @@ async fn an_address_associated_with_anything_else_is_never_taken() {
     assert!(world.address_state(&on_nat).await.eni.is_some());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_claim_conflict_moves_to_the_next_address() {
     let world = World::new().await;
     let net = world.network().await;
@@ -169,7 +169,7 @@ async fn a_claim_conflict_moves_to_the_next_address() {
     assert_eq!(refused.len(), 1, "{refused:?}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_redelivered_event_gives_one_association() {
     let world = World::new().await;
     let net = world.network().await;
@@ -199,7 +199,7 @@ async fn a_redelivered_event_gives_one_association() {
     assert_eq!(action["complete_calls"]["accepted"], 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_exhausted_pool_ends_with_on_failure() {
     let world = World::new().await;
     let net = world.network().await;
@@ -241,7 +241,7 @@ async fn an_exhausted_pool_ends_with_on_failure() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn interface_1_receives_the_address_once_the_eni_hook_has_attached_it() {
     // Given a group with two launch hooks: one pins an ENI at device index 1, the other an
     // Elastic IP on the interface at device index 1 — a fixed MAC and a fixed public IP
@@ -303,7 +303,7 @@ async fn interface_1_receives_the_address_once_the_eni_hook_has_attached_it() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_eni_pool_with_permanent_addresses_carries_the_public_ip_along() {
     // Given pool ENIs that each keep an Elastic IP associated permanently (no EIP hook)
     let world = World::new().await;
@@ -351,7 +351,7 @@ async fn an_eni_pool_with_permanent_addresses_carries_the_public_ip_along() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn takes_over_from_a_terminating_holder_when_allowed() {
     // Given single-instance HA: min = max = 1 over two AZs, one address, takeover allowed
     let world = World::new().await;
@@ -410,7 +410,7 @@ async fn takes_over_from_a_terminating_holder_when_allowed() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn takes_over_from_an_unhealthy_member() {
     let world = World::new().await;
     let (_, address, group) = one_address(&world, json!({"takeover": true}), 2).await;
@@ -426,7 +426,7 @@ async fn takes_over_from_an_unhealthy_member() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn never_takes_over_from_a_healthy_member_in_service() {
     let world = World::new().await;
     let (_, address, group) = one_address(&world, json!({"takeover": true}), 2).await;
@@ -442,7 +442,7 @@ async fn never_takes_over_from_a_healthy_member_in_service() {
     assert_eq!(world.ec2_state(&new).await, "terminated");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn without_takeover_a_launch_waits_for_the_release_instead() {
     // Given the only address held by a terminating member, and no takeover
     let world = World::new().await;
@@ -478,7 +478,7 @@ async fn without_takeover_a_launch_waits_for_the_release_instead() {
     assert!(action["heartbeats"].as_u64().unwrap() >= 2, "{action}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn termination_disassociates_but_keeps_the_address_in_the_pool() {
     let world = World::new().await;
     let net = world.network().await;
@@ -507,7 +507,7 @@ async fn termination_disassociates_but_keeps_the_address_in_the_pool() {
     assert!(!state.public_ip.is_empty(), "still allocated");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_address_outside_the_pool_is_never_disassociated_or_replaced() {
     // Given an instance whose primary interface already has an address outside the pool (and
     // a hook that keeps the instance when nothing is pinned, to look at it afterwards)

@@ -14,7 +14,7 @@ fn code_and_message<E: ProvideErrorMetadata>(err: &E) -> (String, String) {
     )
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn attaching_an_eni_in_use_fails_with_invalid_network_interface_in_use() {
     let world = World::new().await;
     let net = world.network().await;
@@ -39,7 +39,7 @@ async fn attaching_an_eni_in_use_fails_with_invalid_network_interface_in_use() {
     assert_eq!(message, format!("Interface: [{eni}] in use."));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn attaching_at_a_taken_device_index_fails_with_invalid_parameter_value() {
     let world = World::new().await;
     let net = world.network().await;
@@ -67,7 +67,7 @@ async fn attaching_at_a_taken_device_index_fails_with_invalid_parameter_value() 
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn attaching_across_availability_zones_fails_with_invalid_parameter_combination() {
     let world = World::new().await;
     let net = world.network().await;
@@ -93,7 +93,7 @@ async fn attaching_across_availability_zones_fails_with_invalid_parameter_combin
     assert_eq!(world.eni_state(&eni).await.az, AZ_B);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn concurrent_claims_of_one_eni_have_exactly_one_winner() {
     let world = World::new().await;
     let net = world.network().await;
@@ -121,7 +121,7 @@ async fn concurrent_claims_of_one_eni_have_exactly_one_winner() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_attachment_goes_through_attaching_to_attached_and_the_primary_cannot_be_detached() {
     let world = World::new().await;
     let net = world.network().await;
@@ -164,7 +164,7 @@ async fn an_attachment_goes_through_attaching_to_attached_and_the_primary_cannot
     assert_eq!(err.code(), Some("OperationNotPermitted"));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_detached_eni_is_detaching_before_it_is_available() {
     let world = World::new().await;
     let net = world.network().await;
@@ -189,7 +189,7 @@ async fn a_detached_eni_is_detaching_before_it_is_available() {
     assert_eq!((after.status.as_str(), after.instance), ("available", None));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_launch_hook_holds_instances_in_pending_wait_with_a_token() {
     let world = World::new().await;
     let net = world.network().await;
@@ -208,12 +208,10 @@ async fn a_launch_hook_holds_instances_in_pending_wait_with_a_token() {
 
     let instances = world.instances(&group).await;
     assert!(
-        instances
-            .iter()
-            .all(|(_, _, state)| state == "Pending:Wait"),
+        instances.iter().all(|i| i.state == "Pending:Wait"),
         "{instances:?}"
     );
-    let in_a = instances.iter().filter(|(_, az, _)| az == AZ_A).count();
+    let in_a = instances.iter().filter(|i| i.az == AZ_A).count();
     assert_eq!(
         in_a, 2,
         "instances are balanced over the AZs: {instances:?}"
@@ -245,7 +243,7 @@ async fn a_launch_hook_holds_instances_in_pending_wait_with_a_token() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn complete_lifecycle_action_checks_the_token_and_applies_the_result() {
     let world = World::new().await;
     let net = world.network().await;
@@ -343,7 +341,7 @@ async fn complete_lifecycle_action_checks_the_token_and_applies_the_result() {
     assert_eq!(world.ec2_state(first_instance).await, "terminated");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_unassociated_elastic_ip_has_no_instance_id() {
     let world = World::new().await;
     let allocated = world
@@ -368,7 +366,7 @@ async fn an_unassociated_elastic_ip_has_no_instance_id() {
     assert_eq!(address.association_id(), None);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_terminated_instance_leaves_its_secondary_enis_available() {
     let world = World::new().await;
     let net = world.network().await;
@@ -388,7 +386,7 @@ async fn a_terminated_instance_leaves_its_secondary_enis_available() {
     assert_eq!((state.status.as_str(), state.instance), ("available", None));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn associate_address_refuses_an_associated_address_without_reassociation() {
     let world = World::new().await;
     let net = world.network().await;
@@ -426,7 +424,7 @@ async fn associate_address_refuses_an_associated_address_without_reassociation()
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn associating_with_an_interface_that_has_an_address_moves_that_one_off() {
     // AWS: "If you associate an Elastic IP address with an instance that has an existing
     // Elastic IP address, the existing address is disassociated from the instance, but remains
@@ -444,7 +442,7 @@ async fn associating_with_an_interface_that_has_an_address_moves_that_one_off() 
     assert_eq!(world.addresses_on(&eni).await, [new]);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_nat_gateways_address_is_associated_with_its_interface() {
     let world = World::new().await;
     let net = world.network().await;
@@ -460,7 +458,7 @@ async fn a_nat_gateways_address_is_associated_with_its_interface() {
     assert_eq!(state.instance, None);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_booting_instance_refuses_attachments_and_associations_with_incorrect_instance_state() {
     // Given a group instance that boots for a minute
     let world = World::new().await;
@@ -470,7 +468,7 @@ async fn a_booting_instance_refuses_attachments_and_associations_with_incorrect_
         .await;
     world.emulator.boot_delay(&group.name, 60.0);
     world.scale(&group, 1).await;
-    let (instance, _, _) = world.instances(&group).await.remove(0);
+    let instance = world.instances(&group).await.remove(0).id;
     assert_eq!(world.ec2_state(&instance).await, "pending");
     let eni = world.eni(&net.subnet_a, &[]).await;
     let address = world.eip(&[]).await;
@@ -510,7 +508,7 @@ async fn a_booting_instance_refuses_attachments_and_associations_with_incorrect_
     assert_eq!(world.address_state(&address).await.association, None);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn with_a_read_lag_a_describe_answers_as_an_earlier_one_did() {
     // Given an emulator of its own whose EC2 reads lag by up to two seconds
     let world = World::dedicated().await;

@@ -4,6 +4,7 @@ use pinhook::Outcome;
 use pinhook::handler::Completion;
 use serde_json::json;
 
+use crate::support::InstanceState;
 use crate::support::{AZ_A, AZ_B, GroupSpec, World, eni_metadata, instance_of, unique};
 
 /// A group over both AZs (or the given subnets) whose launch hook pins from `pool`.
@@ -17,7 +18,7 @@ fn spec(subnets: Vec<String>, metadata: String) -> GroupSpec {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn pins_an_eni_in_each_az_and_continues() {
     // Given a pool with two ENIs in each AZ and a group that launches one instance per AZ
     let world = World::new().await;
@@ -44,9 +45,14 @@ async fn pins_an_eni_in_each_az_and_continues() {
 
     // Then each instance is in service and holds one pool ENI of its own AZ at device index 1
     let instances = world.instances(&group).await;
-    let azs: Vec<&str> = instances.iter().map(|(_, az, _)| az.as_str()).collect();
+    let azs: Vec<&str> = instances.iter().map(|i| i.az.as_str()).collect();
     assert!(azs.contains(&AZ_A) && azs.contains(&AZ_B), "{instances:?}");
-    for (instance, az, state) in &instances {
+    for InstanceState {
+        id: instance,
+        az,
+        state,
+    } in &instances
+    {
         assert_eq!(state, "InService");
         let attached = world.attached_to(instance).await;
         assert_eq!(attached.len(), 2, "{attached:?}");
@@ -69,7 +75,7 @@ async fn pins_an_eni_in_each_az_and_continues() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_summary_names_the_member_and_its_mac() {
     let world = World::new().await;
     let net = world.network().await;
@@ -100,7 +106,7 @@ async fn the_summary_names_the_member_and_its_mac() {
     assert_eq!(json["outcome"], "CONTINUE");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn never_takes_an_eni_from_another_az() {
     // Given a pool whose only members are in AZ b, and a group in AZ a
     let world = World::new().await;
@@ -114,7 +120,9 @@ async fn never_takes_an_eni_from_another_az() {
         ))
         .await;
     world.scale(&group, 1).await;
-    let (instance, az, _) = world.instances(&group).await.remove(0);
+    let InstanceState {
+        id: instance, az, ..
+    } = world.instances(&group).await.remove(0);
     assert_eq!(az, AZ_A);
 
     // When the launch is delivered
@@ -144,7 +152,7 @@ async fn never_takes_an_eni_from_another_az() {
     assert_eq!(world.ec2_state(&instance).await, "terminated");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_member_taken_between_listing_and_attaching_moves_the_claim_to_the_next() {
     // Given two free pool ENIs, and a second claimer that will take whichever ENI pinhook
     // tries first, just before pinhook's AttachNetworkInterface lands
@@ -159,7 +167,7 @@ async fn a_member_taken_between_listing_and_attaching_moves_the_claim_to_the_nex
         ))
         .await;
     world.scale(&group, 1).await;
-    let (instance, _, _) = world.instances(&group).await.remove(0);
+    let instance = world.instances(&group).await.remove(0).id;
     let thief = world.lone_instance(&net.subnet_a).await;
     world.emulator.arm_claimer(&instance, &thief);
 
@@ -211,7 +219,7 @@ async fn a_member_taken_between_listing_and_attaching_moves_the_claim_to_the_nex
     assert_eq!(world.metric("Pinned"), 1.0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_same_event_twice_gives_one_attachment_and_one_completion() {
     let world = World::new().await;
     let net = world.network().await;
@@ -246,7 +254,7 @@ async fn the_same_event_twice_gives_one_attachment_and_one_completion() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_same_event_delivered_concurrently_still_pins_one_member() {
     let world = World::new().await;
     let net = world.network().await;
@@ -284,7 +292,7 @@ async fn the_same_event_delivered_concurrently_still_pins_one_member() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_exhausted_pool_abandons_the_launch_by_default() {
     // Given one pool ENI and two launching instances
     let world = World::new().await;
@@ -332,7 +340,7 @@ async fn an_exhausted_pool_abandons_the_launch_by_default() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_exhausted_pool_continues_when_the_hook_says_so() {
     let world = World::new().await;
     let net = world.network().await;
@@ -344,7 +352,7 @@ async fn an_exhausted_pool_continues_when_the_hook_says_so() {
         ))
         .await;
     world.scale(&group, 1).await;
-    let (instance, _, _) = world.instances(&group).await.remove(0);
+    let instance = world.instances(&group).await.remove(0).id;
 
     let summary = world
         .deliver(&world.emulator.pending_events(&group.name)[0])
@@ -363,7 +371,7 @@ async fn an_exhausted_pool_continues_when_the_hook_says_so() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn events_that_do_not_match_auto_scaling_change_nothing() {
     let world = World::new().await;
     let net = world.network().await;
@@ -417,7 +425,7 @@ async fn events_that_do_not_match_auto_scaling_change_nothing() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn bad_metadata_names_the_key_and_still_completes_the_action() {
     let world = World::new().await;
     let net = world.network().await;
@@ -450,7 +458,7 @@ async fn bad_metadata_names_the_key_and_still_completes_the_action() {
             .group(spec(vec![net.subnet_a.clone()], metadata.clone()))
             .await;
         world.scale(&group, 1).await;
-        let (instance, _, _) = world.instances(&group).await.remove(0);
+        let instance = world.instances(&group).await.remove(0).id;
 
         let summary = world
             .deliver(&world.emulator.pending_events(&group.name)[0])
@@ -486,7 +494,7 @@ async fn bad_metadata_names_the_key_and_still_completes_the_action() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_device_index_held_by_a_foreign_interface_fails_with_a_clear_reason() {
     let world = World::new().await;
     let net = world.network().await;
@@ -499,7 +507,7 @@ async fn a_device_index_held_by_a_foreign_interface_fails_with_a_clear_reason() 
         ))
         .await;
     world.scale(&group, 1).await;
-    let (instance, _, _) = world.instances(&group).await.remove(0);
+    let instance = world.instances(&group).await.remove(0).id;
     let foreign = world.eni(&net.subnet_a, &[]).await;
     world.attach(&foreign, &instance, 1).await;
 
@@ -515,7 +523,7 @@ async fn a_device_index_held_by_a_foreign_interface_fails_with_a_clear_reason() 
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn waits_for_a_terminating_holder_to_release_then_pins() {
     // Given the only pool ENI held by an instance that is terminating
     let world = World::new().await;

@@ -35,7 +35,7 @@ fn terminate_event(world: &World, group: &Group, instance: &str) -> serde_json::
     world.emulator.action_of(&group.name, instance, "terminate")["event"].clone()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn termination_releases_the_eni_and_completes() {
     // Given a pinned instance
     let world = World::new().await;
@@ -69,7 +69,7 @@ async fn termination_releases_the_eni_and_completes() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_primary_and_foreign_interfaces_are_never_detached() {
     // Given a pinned instance that also has an untagged ENI and a member of another pool
     // attached, and a second terminate hook that keeps it in Terminating:Wait afterwards
@@ -110,7 +110,7 @@ async fn the_primary_and_foreign_interfaces_are_never_detached() {
     assert_eq!(world.eni_state(&eni).await.status, "available");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_terminate_event_redelivered_completes_once() {
     let world = World::new().await;
     let (_, _, group, instance, eni) = pinned_instance(&world, false).await;
@@ -129,7 +129,7 @@ async fn a_terminate_event_redelivered_completes_once() {
     assert_eq!(action["complete_calls"]["accepted"], 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn termination_with_bad_metadata_still_completes_and_releases_the_named_pool() {
     // Given a pinned instance whose terminate hook metadata has gone bad but still names the pool
     let world = World::new().await;
@@ -152,7 +152,7 @@ async fn termination_with_bad_metadata_still_completes_and_releases_the_named_po
     assert_eq!(world.eni_state(&eni).await.status, "available");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_terminate_event_before_the_launch_is_handled_changes_nothing() {
     // An out-of-order terminate event for an instance that is still launching.
     let world = World::new().await;

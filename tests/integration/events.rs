@@ -13,12 +13,12 @@ use crate::support::{
     python, repo_root, sample_event, sample_for, unique,
 };
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn each_sample_event_replays_through_cargo_lambda_with_a_clear_answer() {
     // Given pinhook in the Lambda runtime loop, against the emulator (where the samples'
     // instance ids do not exist)
     let world = World::new().await;
-    let runtime = LambdaRuntime::start(world.emulator, &[]);
+    let runtime = LambdaRuntime::start(&world.emulator.url, &[]);
     let expected = [
         ("launch.json", "stale", "is in no Auto Scaling group"),
         ("terminate.json", "stale", "is in no Auto Scaling group"),
@@ -94,7 +94,7 @@ async fn each_sample_event_replays_through_cargo_lambda_with_a_clear_answer() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_launch_sample_pins_when_it_names_a_real_lifecycle_action() {
     let world = World::new().await;
     let net = world.network().await;
@@ -119,7 +119,7 @@ async fn the_launch_sample_pins_when_it_names_a_real_lifecycle_action() {
     assert_eq!(summary.outcome, Outcome::Continue, "{summary:?}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_malformed_event_that_still_names_a_waiting_action_is_completed_with_the_failure_outcome()
 {
     let world = World::new().await;
@@ -158,7 +158,7 @@ async fn a_malformed_event_that_still_names_a_waiting_action_is_completed_with_t
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_test_notification_is_ignored() {
     let world = World::new().await;
 
@@ -169,13 +169,13 @@ async fn the_test_notification_is_ignored() {
     assert_eq!(summary.group.as_deref(), Some("licensed-app"));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn lifecycle_actions_through_the_lambda_runtime_loop_pin_and_release() {
     // Given pinhook as deployed: the binary in the Lambda runtime loop, its settings and AWS
     // endpoint from the environment, and Lambda's deadline from the runtime API
     let world = World::new().await;
     let runtime = LambdaRuntime::start(
-        world.emulator,
+        &world.emulator.url,
         &[
             ("PINHOOK_COMPLETION_RESERVE_MS", "2000"),
             ("PINHOOK_ATTEMPT_TIMEOUT_MS", "1500"),
@@ -213,7 +213,7 @@ async fn lifecycle_actions_through_the_lambda_runtime_loop_pin_and_release() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_eip_samples_pin_and_release_when_they_name_real_lifecycle_actions() {
     let world = World::new().await;
     let net = world.network().await;
@@ -243,11 +243,11 @@ async fn the_eip_samples_pin_and_release_when_they_name_real_lifecycle_actions()
     assert_eq!(world.address_state(&address).await.association, None);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn seeded_samples_replay_into_real_pins_and_releases_from_the_cli() {
     // Given an emulator of its own, seeded by emulator/seed.py with what each sample names, as
     // the README's local replay does
-    let emulator: &'static Emulator = Box::leak(Box::new(Emulator::start()));
+    let emulator: &'static Emulator = Emulator::dedicated();
     let seed = |file: &str| {
         let output = Command::new(python())
             .arg(repo_root().join("emulator/seed.py"))

@@ -54,7 +54,7 @@ async fn deliver_theirs(world: &World, group: &str, theirs: &[Value]) {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn other_tools_hooks_are_left_alone_while_pinhooks_own_pin_and_release() {
     // Given a group with pinhook's launch and terminate hooks, and three other tools' hooks on
     // each transition
@@ -140,7 +140,7 @@ async fn other_tools_hooks_are_left_alone_while_pinhooks_own_pin_and_release() {
     assert_eq!(world.metric("ForeignActions"), 6.0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_broken_event_of_another_tools_hook_is_left_alone_too() {
     // Given an instance waiting on another tool's launch hook only
     let world = World::new().await;

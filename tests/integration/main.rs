@@ -1,8 +1,7 @@
 //! Black-box tests: the real handler and the real SDK clients over HTTP against the local AWS
 //! emulator, plus the adapter error paths the emulator cannot produce, with aws-smithy-mocks.
 
-#[path = "../support/mod.rs"]
-mod support;
+use pinhook_testkit as support;
 
 mod adapter_errors;
 mod aws_time;

@@ -8,6 +8,7 @@ use pinhook::handler::Answer;
 use pinhook::{Deadline, Outcome};
 use serde_json::{Value, json};
 
+use crate::support::Pin;
 use crate::support::{
     AZ_A, App, Group, GroupSpec, Network, Queue, World, drain, eip_metadata, eni_metadata,
     sqs_event, unique,
@@ -203,32 +204,32 @@ async fn launch_and_terminate(route: Route, eip: bool) {
     assert_eq!(world.ec2_state(&instance).await, "terminated");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn eni_launch_and_terminate_through_an_sqs_queue() {
     launch_and_terminate(Route::Queue, false).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn eip_launch_and_terminate_through_an_sqs_queue() {
     launch_and_terminate(Route::Queue, true).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn eni_launch_and_terminate_through_an_sns_topic() {
     launch_and_terminate(Route::Topic, false).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn eip_launch_and_terminate_through_an_sns_topic() {
     launch_and_terminate(Route::Topic, true).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn launch_and_terminate_through_a_queue_subscribed_to_a_topic() {
     launch_and_terminate(Route::TopicThroughQueue, false).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_batch_names_only_the_records_a_redelivery_could_fix() {
     // Given a group of nine launches whose hooks publish to a queue (an emulator of its own:
     // one instance's calls are throttled)
@@ -339,12 +340,12 @@ async fn a_batch_names_only_the_records_a_redelivery_could_fix() {
             assert_eq!(action["complete_calls"]["accepted"], 1, "{action}");
         }
     }
-    let census = world.census(&group, &pool, "eni").await;
+    let census = world.census(&group, &pool, Pin::Eni).await;
     assert_eq!(census.pinned, 9, "{census:?}");
     assert_eq!(census.double_held_members, 0, "{census:?}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_message_redelivered_after_its_action_completed_changes_nothing() {
     // Given a launch delivered through a queue and pinned
     let world = World::dedicated_with(crate::support::fast_settings()).await;
@@ -400,7 +401,7 @@ async fn a_message_redelivered_after_its_action_completed_changes_nothing() {
     assert!(mutating.is_empty(), "{mutating:?}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_target_that_does_not_exist_is_refused_when_the_hook_is_put() {
     let world = World::new().await;
     let net = world.network().await;

@@ -4,6 +4,7 @@
 
 use serde_json::json;
 
+use crate::support::Pin;
 use crate::support::{AZ_A, AZ_B, Census, Deliveries, GroupSpec, World, hook_metadata, unique};
 
 const INSTANCES: i32 = 40;
@@ -12,11 +13,11 @@ const MEMBERS_PER_AZ: usize = 16;
 /// `INSTANCES` launches at once against `2 × MEMBERS_PER_AZ` pool members (ENIs spread over
 /// both AZs, or Elastic IPs), every action its own concurrent invocation, with a share of
 /// faults; the census afterwards.
-async fn burst(pin: &str, fault_rate: f64) -> (Census, Deliveries, serde_json::Value) {
+async fn burst(pin: Pin, fault_rate: f64) -> (Census, Deliveries, serde_json::Value) {
     let world = World::dedicated().await;
     let net = world.network().await;
     let pool = unique("burst");
-    if pin == "eni" {
+    if pin == Pin::Eni {
         world.eni_pool(&net, &pool, AZ_A, MEMBERS_PER_AZ).await;
         world.eni_pool(&net, &pool, AZ_B, MEMBERS_PER_AZ).await;
     } else {
@@ -34,10 +35,10 @@ async fn burst(pin: &str, fault_rate: f64) -> (Census, Deliveries, serde_json::V
     let events = world.emulator.pending_events(&group.name);
     assert_eq!(events.len(), INSTANCES as usize);
 
-    world.faults(fault_rate, fault_rate / 2.0);
+    world.emulator.faults(fault_rate, fault_rate / 2.0);
     let deliveries = world.burst(&events, 1, 4).await;
     let faults = world.emulator.control("GET", "faults", None);
-    world.faults(0.0, 0.0);
+    world.emulator.faults(0.0, 0.0);
 
     let census = world.census(&group, &pool, pin).await;
     world.emulator.stop();
@@ -54,25 +55,25 @@ fn expected() -> Census {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_burst_pins_every_eni_once_and_abandons_the_rest() {
-    let (census, deliveries, _) = burst("eni", 0.0).await;
+    let (census, deliveries, _) = burst(Pin::Eni, 0.0).await;
 
     assert_eq!(census, expected(), "{deliveries:?}");
     assert_eq!(deliveries.failed, 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_burst_pins_every_elastic_ip_once_and_abandons_the_rest() {
-    let (census, deliveries, _) = burst("eip", 0.0).await;
+    let (census, deliveries, _) = burst(Pin::Eip, 0.0).await;
 
     assert_eq!(census, expected(), "{deliveries:?}");
     assert_eq!(deliveries.failed, 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_burst_under_20_percent_faults_ends_in_the_same_state() {
-    for pin in ["eni", "eip"] {
+    for pin in [Pin::Eni, Pin::Eip] {
         let (census, deliveries, faults) = burst(pin, 0.2).await;
 
         assert_eq!(census, expected(), "{pin}: {deliveries:?}");
@@ -85,7 +86,7 @@ async fn a_burst_under_20_percent_faults_ends_in_the_same_state() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn redelivered_late_and_out_of_order_events_leak_nothing_and_leave_nothing_waiting() {
     // Given 20 instances launching against 16 ENIs, with every event delivered twice
     let world = World::dedicated().await;
@@ -93,7 +94,7 @@ async fn redelivered_late_and_out_of_order_events_leak_nothing_and_leave_nothing
     let pool = unique("disorder");
     let mut members = world.eni_pool(&net, &pool, AZ_A, 8).await;
     members.extend(world.eni_pool(&net, &pool, AZ_B, 8).await);
-    let metadata = hook_metadata("eni", &pool, json!({}));
+    let metadata = hook_metadata(Pin::Eni, &pool, json!({}));
     let group = world
         .group(GroupSpec::pinning(
             vec![net.subnet_a.clone(), net.subnet_b.clone()],
@@ -129,7 +130,7 @@ async fn redelivered_late_and_out_of_order_events_leak_nothing_and_leave_nothing
             "{member}"
         );
     }
-    let census = world.census(&group, &pool, "eni").await;
+    let census = world.census(&group, &pool, Pin::Eni).await;
     assert_eq!(census.uncompleted_actions, 0, "{census:?}");
     assert_eq!(census.completed_twice, 0, "{census:?}");
     assert_eq!(census.double_held_members, 0, "{census:?}");
@@ -151,7 +152,7 @@ async fn redelivered_late_and_out_of_order_events_leak_nothing_and_leave_nothing
     world.emulator.stop();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn rate_limits_throttle_as_aws_does_and_pinhook_still_pins_every_launch() {
     use aws_sdk_ec2::config::retry::RetryConfig;
     use aws_sdk_ec2::error::ProvideErrorMetadata;
@@ -163,7 +164,7 @@ async fn rate_limits_throttle_as_aws_does_and_pinhook_still_pins_every_launch() 
     let pool = unique("limited");
     let members = world.eni_pool(&net, &pool, AZ_A, 8).await;
     world.eni_pool(&net, &pool, AZ_B, 8).await;
-    let metadata = hook_metadata("eni", &pool, json!({}));
+    let metadata = hook_metadata(Pin::Eni, &pool, json!({}));
     let group = world
         .group(GroupSpec::pinning(
             vec![net.subnet_a.clone(), net.subnet_b.clone()],
@@ -231,7 +232,7 @@ async fn rate_limits_throttle_as_aws_does_and_pinhook_still_pins_every_launch() 
     assert!(throttled > 0, "the burst was never throttled");
     assert_eq!(deliveries.failed, 0, "{deliveries:?}");
     assert_eq!(deliveries.redeliveries, 0, "{deliveries:?}");
-    let census = world.census(&group, &pool, "eni").await;
+    let census = world.census(&group, &pool, Pin::Eni).await;
     assert_eq!(
         census,
         Census {

@@ -7,11 +7,12 @@ use std::process::Command;
 use std::time::Duration;
 
 use pinhook::config::Settings;
+use pinhook::decide::sweep::Repair;
 use pinhook::metrics::MetricsSink;
-use pinhook::sweep::Repair;
 use pinhook::{Deadline, Outcome, SweepOptions, SweepReport};
 use serde_json::{Value, json};
 
+use crate::support::Pin;
 use crate::support::{
     AZ_A, Group, GroupSpec, Network, World, eip_metadata, eni_metadata, fast_settings, instance_of,
     pinhook_binary, pinhook_cli, sample_event, unique,
@@ -61,7 +62,7 @@ fn failures(report: &SweepReport) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_sweep_repairs_an_eni_pool_changed_behind_pinhooks_back() {
     // Given a group of four instances pinned to a pool of seven ENIs
     let world = World::new().await;
@@ -97,7 +98,7 @@ async fn the_sweep_repairs_an_eni_pool_changed_behind_pinhooks_back() {
     // Then every repair succeeded, and each drift was repaired
     assert!(failures(&report).is_empty(), "{:?}", failures(&report));
     assert_eq!(report.stopped, None);
-    let census = world.census(&group, &pool, "eni").await;
+    let census = world.census(&group, &pool, Pin::Eni).await;
     assert_eq!(census.double_held_members, 0, "{census:?}");
     for instance in [&missed, &detached_from] {
         let held: Vec<_> = world
@@ -132,7 +133,7 @@ async fn the_sweep_repairs_an_eni_pool_changed_behind_pinhooks_back() {
     assert!(left.is_empty(), "{left:?}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_sweep_repairs_an_elastic_ip_pool_changed_behind_pinhooks_back() {
     // Given a group of three instances pinned to a pool of five addresses
     let world = World::new().await;
@@ -154,7 +155,7 @@ async fn the_sweep_repairs_an_elastic_ip_pool_changed_behind_pinhooks_back() {
 
     // Then the instance in service has an address again, and the others are back in the pool
     assert!(failures(&report).is_empty(), "{:?}", failures(&report));
-    let census = world.census(&group, &pool, "eip").await;
+    let census = world.census(&group, &pool, Pin::Eip).await;
     assert_eq!(census.double_held_members, 0, "{census:?}");
     let repinned = world.instance_tag(&bare, "pinhook:eip").await.unwrap();
     let state = world.address_state(&repinned).await;
@@ -175,7 +176,7 @@ async fn the_sweep_repairs_an_elastic_ip_pool_changed_behind_pinhooks_back() {
     assert_eq!(world.instance_tag(&detached, "pinhook:eip").await, None);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_sweep_leaves_a_launch_in_flight_alone() {
     // Given a launch waiting in Pending:Wait whose claim has landed but whose lease is not yet
     // recorded (pinhook is between its attach and its tags), and a second one not yet claimed
@@ -219,7 +220,7 @@ async fn the_sweep_leaves_a_launch_in_flight_alone() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_dry_run_changes_nothing_and_reports_what_the_sweep_would_do() {
     // Given a pool with a missed launch and a hand-detached ENI
     // (an emulator of its own: its log of mutating calls is this test's alone)
@@ -256,7 +257,7 @@ async fn a_dry_run_changes_nothing_and_reports_what_the_sweep_would_do() {
     assert!(world.attached_to(&missed).await.len() < 2);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_sweep_cut_short_by_its_budget_or_deadline_goes_on_at_the_next() {
     // Given five instances in service that hold nothing (their launches were missed)
     let world = World::new().await;
@@ -329,11 +330,11 @@ async fn a_sweep_cut_short_by_its_budget_or_deadline_goes_on_at_the_next() {
     let second = world.sweep(&[&group.name], false).await;
     assert_eq!(second.done.len() + first.done.len(), 5, "{:?}", second.done);
     assert!(failures(&second).is_empty(), "{:?}", failures(&second));
-    let census = world.census(&group, &pool, "eni").await;
+    let census = world.census(&group, &pool, Pin::Eni).await;
     assert_eq!(census.pinned, 5, "{census:?}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn every_sweep_emits_its_figures_as_embedded_metric_format() {
     // Given an Elastic IP pool of three for a group of at most two, with one instance pinned,
     // and idle addresses reported at once
@@ -389,7 +390,7 @@ async fn every_sweep_emits_its_figures_as_embedded_metric_format() {
     assert_eq!(documents[1]["IdleAddresses"], 2.0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_scheduled_event_runs_the_sweep_of_the_functions_groups() {
     // Given a missed launch in a group the function serves
     let world = World::new().await;
@@ -422,7 +423,7 @@ async fn a_scheduled_event_runs_the_sweep_of_the_functions_groups() {
     assert!(world.instance_tag(&missed, "pinhook:eni").await.is_some());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn status_json_shows_what_the_emulator_holds() {
     // Given a pool with one member held, one free, and another tool's hook on the group
     let world = World::new().await;
@@ -503,7 +504,7 @@ async fn status_json_shows_what_the_emulator_holds() {
     assert!(shown["repairs"].as_array().unwrap().is_empty(), "{shown:#}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_cli_explains_a_missing_region_and_missing_groups() {
     let run = |args: &[&str], env: &[(&str, &str)]| {
         let mut command = Command::new(pinhook_binary());

@@ -5,6 +5,7 @@
 use pinhook::Outcome;
 use serde_json::json;
 
+use crate::support::Pin;
 use crate::support::{Census, Group, GroupSpec, Network, World, eip_metadata, instance_of, unique};
 
 /// A pool of `addresses` Elastic IPs, a group with takeover allowed, and `holders` instances of
@@ -58,7 +59,7 @@ async fn assert_kept(world: &World, held: &[(String, String)]) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_healthy_holder_never_loses_its_address_to_launches_contending_for_the_pool() {
     for round in 0..3 {
         // Given eight addresses with takeover allowed: two held by healthy members in service
@@ -71,15 +72,15 @@ async fn a_healthy_holder_never_loses_its_address_to_launches_contending_for_the
         world.scale(&group, 10).await;
         let launches = world.emulator.pending_events(&group.name);
         assert_eq!(launches.len(), 8);
-        world.faults(0.0, 0.3);
+        world.emulator.faults(0.0, 0.3);
         let deliveries = world.burst(&launches, 1, 2).await;
-        world.faults(0.0, 0.0);
+        world.emulator.faults(0.0, 0.0);
 
         // Then six are pinned to the six free addresses, two are abandoned, and the healthy
         // holders keep theirs
         assert_eq!(deliveries.failed, 0, "round {round}: {deliveries:?}");
         assert_kept(&world, &held).await;
-        let census = world.census(&group, &pool, "eip").await;
+        let census = world.census(&group, &pool, Pin::Eip).await;
         assert_eq!(
             census,
             Census {
@@ -94,7 +95,7 @@ async fn a_healthy_holder_never_loses_its_address_to_launches_contending_for_the
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_launch_that_loses_every_claim_of_a_pass_claims_again_and_takes_nothing_over() {
     // Given eight addresses with takeover allowed, two held by healthy members in service, and
     // three claimers that will each take the address a new launch tries, just before its
@@ -132,6 +133,6 @@ async fn a_launch_that_loses_every_claim_of_a_pass_claims_again_and_takes_nothin
         world.address_state(&member).await.instance.as_deref(),
         Some(instance.as_str())
     );
-    let census = world.census(&group, &pool, "eip").await;
+    let census = world.census(&group, &pool, Pin::Eip).await;
     assert_eq!(census.double_held_members, 0, "{census:?}");
 }

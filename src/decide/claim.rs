@@ -1,89 +1,30 @@
-//! The decisions, with no I/O: whether an event still matches Auto Scaling, which pool members
-//! to try and in what order, whether to wait for a release, and what to release.
+//! The claim's decisions: which members to try and in what order, what a pool read says after a
+//! pass in which no claim was won (claim again, wait for a release, give up), and from which
+//! holders a member may be taken over.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
-use crate::event::LifecycleAction;
+use crate::config::{DeviceIndex, PoolName, Takeover};
 use crate::model::{
-    AttachmentStatus, Ec2Instance, Eni, GroupInstance, InstanceId, LifecycleResult, LifecycleState,
-    Location, PoolMember, Transition,
+    AttachmentStatus, Ec2Instance, Eni, GroupInstance, InstanceId, LifecycleState, PoolMember,
 };
 
-/// What the Auto Scaling check allows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// The instance waits in `Pending:Wait` in the named group: pin a member in its AZ.
-    Pin { availability_zone: String },
-    /// The instance is launching into the warm pool: nothing to pin until it leaves it.
-    EnterWarmPool,
-    /// The instance is leaving the group (or going back to the warm pool): release.
-    Release,
-    /// The event does not match what Auto Scaling says now: change nothing.
-    Stale { reason: String },
+/// What AWS reported just now about the instances holding members: Auto Scaling's view of
+/// them, and EC2's of those Auto Scaling does not know — `None` when EC2 could not be asked, so
+/// that a holder whose state could not be read is never acted on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HolderStates {
+    pub asg: Vec<GroupInstance>,
+    pub ec2: Option<Vec<Ec2Instance>>,
 }
 
-/// Step 1: the event against Auto Scaling's view of the instance.
-pub fn check(action: &LifecycleAction, described: Option<&GroupInstance>) -> Verdict {
-    let Some(instance) = described else {
-        return Verdict::Stale {
-            reason: format!(
-                "instance {} is in no Auto Scaling group (terminated, detached, or never one)",
-                action.instance
-            ),
-        };
-    };
-    if instance.group != action.group {
-        return Verdict::Stale {
-            reason: format!(
-                "instance {} belongs to group {:?}, not {:?}",
-                action.instance, instance.group, action.group
-            ),
-        };
-    }
-    let warm_pool_return = action.destination == Some(Location::WarmPool);
-    let verdict = match (action.transition, &instance.state) {
-        (Transition::Launch, LifecycleState::WarmedPendingWait) if action.enters_warm_pool() => {
-            Some(Verdict::EnterWarmPool)
-        }
-        (Transition::Launch, LifecycleState::PendingWait) if !action.enters_warm_pool() => {
-            Some(Verdict::Pin {
-                availability_zone: instance.availability_zone.clone(),
-            })
-        }
-        (
-            Transition::Terminate,
-            LifecycleState::TerminatingWait | LifecycleState::WarmedTerminatingWait,
-        ) => Some(Verdict::Release),
-        (Transition::Terminate, LifecycleState::WarmedPendingWait) if warm_pool_return => {
-            Some(Verdict::Release)
-        }
-        _ => None,
-    };
-    verdict.unwrap_or_else(|| Verdict::Stale {
-        reason: format!(
-            "instance {} is {} in group {:?}, not waiting for this {} action (already completed, timed out, or out of order)",
-            action.instance,
-            instance.state,
-            instance.group,
-            action.transition.as_str()
-        ),
-    })
-}
-
-/// The result a lifecycle action is completed with when nothing could be pinned or the event
-/// could not be read: the hook's `on_failure` on launch; termination is never blocked.
-pub fn failure_result(
-    transition: Option<Transition>,
-    on_failure: LifecycleResult,
-) -> LifecycleResult {
-    match transition {
-        Some(Transition::Terminate) => LifecycleResult::Continue,
-        _ => on_failure,
+impl HolderStates {
+    /// Auto Scaling's view of an instance, if it knows it.
+    pub fn in_asg(&self, instance: &InstanceId) -> Option<&GroupInstance> {
+        self.asg.iter().find(|i| &i.instance == instance)
     }
 }
 
-/// Step 3: the free members of the pool in the instance's AZ (an Elastic IP belongs to the
-/// region, so to every AZ), in the order this instance tries them.
 ///
 /// The order is a rendezvous hash of the instance and the member: concurrent launches spread
 /// over the candidates instead of all racing for the first, and two deliveries of one event
@@ -237,24 +178,24 @@ pub fn exhaustion(holdings: &[Holding<'_>], holder_states: &[GroupInstance]) -> 
 pub fn interface_at<'a>(
     attached: &'a [Eni],
     instance: &InstanceId,
-    device_index: i32,
+    device_index: DeviceIndex,
 ) -> Option<&'a Eni> {
+    let primary = device_index == DeviceIndex::PRIMARY;
     attached.iter().find(|e| {
         e.attachment.as_ref().is_some_and(|a| {
             a.instance.as_ref() == Some(instance)
-                && a.device_index == Some(device_index)
+                && a.device_index == Some(device_index.get())
                 && (a.status == AttachmentStatus::Attached
-                    || (device_index == 0 && a.status == AttachmentStatus::Attaching))
+                    || (primary && a.status == AttachmentStatus::Attaching))
         })
     })
 }
 
-/// The holders Auto Scaling does not describe: only EC2 can say whether they are gone.
-pub fn unknown_holders(holdings: &[Holding<'_>], asg: &[GroupInstance]) -> Vec<InstanceId> {
-    let mut unknown: Vec<InstanceId> = holdings
+/// The instances Auto Scaling does not describe: only EC2 can say whether they are gone.
+pub fn unknown_to(asg: &[GroupInstance], instances: &[InstanceId]) -> Vec<InstanceId> {
+    let mut unknown: Vec<InstanceId> = instances
         .iter()
-        .filter_map(|h| h.holder)
-        .filter(|holder| !asg.iter().any(|s| &s.instance == *holder))
+        .filter(|i| !asg.iter().any(|s| &s.instance == *i))
         .cloned()
         .collect();
     unknown.sort();
@@ -275,9 +216,9 @@ pub fn takeover_victims<'a, M: PoolMember>(
     pool: &str,
     group: &str,
     instance: &InstanceId,
-    asg: &[GroupInstance],
-    ec2: Option<&[Ec2Instance]>,
+    states: &HolderStates,
 ) -> Vec<&'a M> {
+    let (asg, ec2) = (&states.asg, states.ec2.as_deref());
     let mut ranked: Vec<(u8, &M)> = members
         .iter()
         .filter(|m| m.in_pool(pool))
@@ -302,190 +243,69 @@ pub fn takeover_victims<'a, M: PoolMember>(
     ranked.into_iter().map(|(_, m)| m).collect()
 }
 
-/// What to release for a leaving instance.
+/// What the claim does after a pass in which no candidate was won, decided on a fresh read of
+/// the pool (and, takeover aside, which was tried before this).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Release<'a, M> {
-    /// Held by the instance: detach (and wait until available) or disassociate, then clear the
-    /// holder tag. An Elastic IP stays allocated, in the pool.
-    Free(&'a M),
-    /// Only tagged as held by the instance: clear the holder tag, while it still names it.
-    ClearTag(&'a M),
+pub enum AfterPass {
+    /// Members are free again (concurrent claims took the candidates): claim again.
+    ClaimAgain,
+    /// Every holder is on its way out: wait for a release, then claim again.
+    WaitForRelease,
+    /// Nothing can be pinned now: why. The claim looks once more at the instance before it
+    /// settles on this (a concurrent delivery may have pinned it meanwhile).
+    GiveUp(String),
 }
 
-/// The members of the pool a leaving instance holds, from one read of the pool: attached to
-/// it (never its primary interface) or associated with it, or still on an interface it held
-/// (an address on a pool ENI detached first), or only tagged as held by it. Members of other
-/// pools and untagged resources are never touched.
-pub fn releases<'a, M: PoolMember>(
-    members: &'a [M],
-    pool: &str,
-    instance: &InstanceId,
-) -> Vec<Release<'a, M>> {
-    // A member listed twice is released once.
-    let mut seen = HashSet::new();
-    members
-        .iter()
-        .filter(|m| m.in_pool(pool) && seen.insert(m.member_id()))
-        .filter_map(|m| {
-            let tagged = m.holder_tag() == Some(instance.as_str());
-            if m.held_by(instance, &[]) || (tagged && m.holder_instance().is_none() && !m.is_free())
-            {
-                Some(Release::Free(m))
-            } else if tagged {
-                Some(Release::ClearTag(m))
-            } else {
-                None
+/// Decides what follows a lost pass. `passes_contended` counts the passes lost to concurrent
+/// claims so far (this one included); `takeover` is `None` for a kind whose members cannot be
+/// taken over; `can_wait` when the claim has a lifecycle action to keep alive and time left to
+/// wait for a release.
+pub fn after_pass(
+    exhaustion: &Exhaustion,
+    pool: &PoolName,
+    zone: Option<&str>,
+    passes_contended: u32,
+    takeover: Option<Takeover>,
+    can_wait: bool,
+) -> AfterPass {
+    let scope = zone.map(|z| format!(" in {z}")).unwrap_or_default();
+    let reason = match exhaustion {
+        Exhaustion::NoMember => format!("pool {pool:?} has no member{scope}"),
+        Exhaustion::AllHeld { held } => {
+            let why = match takeover {
+                Some(Takeover::Allowed) => {
+                    ", and no holder may be taken over (each is a healthy member in service or launching, in another group, or not confirmed gone)"
+                }
+                Some(Takeover::Off) => " (set \"takeover\": true for single-instance HA)",
+                None => "",
+            };
+            format!("pool {pool:?} is exhausted{scope}: all {held} members are held{why}")
+        }
+        Exhaustion::Contended { free, members } => {
+            // Every lost race means another claimer won a member, so a pool of `members` can
+            // beat one claimer only so many times before it is all held.
+            let limit = *members as u32 + 5;
+            if passes_contended <= limit {
+                return AfterPass::ClaimAgain;
             }
-        })
-        .collect()
+            return AfterPass::GiveUp(format!(
+                "lost every claim on pool {pool:?}{scope} {limit} times in a row, with {free} members still listed as free"
+            ));
+        }
+        Exhaustion::Releasing { .. } if can_wait => return AfterPass::WaitForRelease,
+        Exhaustion::Releasing { held } => format!(
+            "all {held} members of pool {pool:?}{scope} are held by leaving instances, and none was released before the function's deadline"
+        ),
+    };
+    AfterPass::GiveUp(reason)
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::model::{
-        Address, AddressAssociation, AllocationId, AssociationId, Attachment, AttachmentId, EniId,
-    };
-
-    fn id(s: &str) -> InstanceId {
-        InstanceId::parse(s).unwrap()
-    }
-
-    /// A pool ENI of pool "lic", attached to `holder` at a device index (and tagged for it).
-    pub(crate) fn eni(n: u32, az: &str, holder: Option<(&str, i32)>) -> Eni {
-        Eni {
-            id: EniId::parse(&format!("eni-{n:04}")).unwrap(),
-            availability_zone: Some(az.into()),
-            status: Some(
-                if holder.is_some() {
-                    "in-use"
-                } else {
-                    "available"
-                }
-                .into(),
-            ),
-            attachment: holder.map(|(i, index)| Attachment {
-                id: Some(AttachmentId::parse(&format!("eni-attach-{n:04}")).unwrap()),
-                instance: Some(id(i)),
-                device_index: Some(index),
-                status: AttachmentStatus::Attached,
-            }),
-            mac_address: None,
-            private_ip: None,
-            public_ip: None,
-            elastic_ip: None,
-            pool: Some("lic".into()),
-            holder: holder.map(|(i, _)| i.to_owned()),
-        }
-    }
-
-    fn address(n: u32, holder: Option<&str>) -> Address {
-        Address {
-            allocation: AllocationId::parse(&format!("eipalloc-{n:04}")).unwrap(),
-            public_ip: Some(format!("203.0.113.{n}")),
-            association: holder.map(|h| AddressAssociation {
-                id: Some(AssociationId::parse(&format!("eipassoc-{n:04}")).unwrap()),
-                instance: InstanceId::parse(h).ok(),
-                network_interface: Some(EniId::parse(&format!("eni-{n:04}")).unwrap()),
-                private_ip: Some("10.0.0.9".into()),
-            }),
-            pool: Some("egress".into()),
-            holder: holder.map(str::to_owned),
-            idle_since: None,
-        }
-    }
-
-    fn member(i: &str, group: &str, state: &str, healthy: bool) -> GroupInstance {
-        GroupInstance {
-            instance: id(i),
-            group: group.into(),
-            availability_zone: "az-a".into(),
-            state: LifecycleState::parse(state),
-            healthy,
-        }
-    }
-
-    fn action(transition: Transition, destination: Option<Location>) -> LifecycleAction {
-        LifecycleAction {
-            transition,
-            group: "g".into(),
-            hook: "h".into(),
-            instance: id("i-1"),
-            token: "t".into(),
-            metadata: None,
-            origin: None,
-            destination,
-        }
-    }
-
-    fn described(state: &str) -> GroupInstance {
-        GroupInstance {
-            instance: id("i-1"),
-            group: "g".into(),
-            availability_zone: "az-a".into(),
-            state: LifecycleState::parse(state),
-            healthy: true,
-        }
-    }
-
-    #[test]
-    fn only_a_waiting_instance_of_the_named_group_is_pinned() {
-        let launch = action(Transition::Launch, Some(Location::AutoScalingGroup));
-        assert_eq!(
-            check(&launch, Some(&described("Pending:Wait"))),
-            Verdict::Pin {
-                availability_zone: "az-a".into()
-            }
-        );
-        for state in [
-            "InService",
-            "Pending",
-            "Terminating:Wait",
-            "Warmed:Pending:Wait",
-        ] {
-            assert!(
-                matches!(
-                    check(&launch, Some(&described(state))),
-                    Verdict::Stale { .. }
-                ),
-                "{state}"
-            );
-        }
-        assert!(matches!(check(&launch, None), Verdict::Stale { .. }));
-        let mut other = described("Pending:Wait");
-        other.group = "other".into();
-        let Verdict::Stale { reason } = check(&launch, Some(&other)) else {
-            panic!("pinned for another group");
-        };
-        assert!(reason.contains("\"other\""), "{reason}");
-    }
-
-    #[test]
-    fn warm_pool_launches_are_not_pinned_and_warm_pool_returns_release() {
-        let into_pool = action(Transition::Launch, Some(Location::WarmPool));
-        assert_eq!(
-            check(&into_pool, Some(&described("Warmed:Pending:Wait"))),
-            Verdict::EnterWarmPool
-        );
-        assert!(matches!(
-            check(&into_pool, Some(&described("Pending:Wait"))),
-            Verdict::Stale { .. }
-        ));
-        let back_to_pool = action(Transition::Terminate, Some(Location::WarmPool));
-        assert_eq!(
-            check(&back_to_pool, Some(&described("Warmed:Pending:Wait"))),
-            Verdict::Release
-        );
-        let terminate = action(Transition::Terminate, Some(Location::Ec2));
-        assert_eq!(
-            check(&terminate, Some(&described("Terminating:Wait"))),
-            Verdict::Release
-        );
-        assert!(matches!(
-            check(&terminate, Some(&described("InService"))),
-            Verdict::Stale { .. }
-        ));
-    }
+    use crate::decide::fixtures::{address, ec2, eni, id, member};
+    use crate::model::{Address, AddressAssociation, AssociationId, EniId};
+    use std::collections::HashSet;
 
     #[test]
     fn candidates_are_free_members_of_the_pool_in_the_zone() {
@@ -677,13 +497,6 @@ pub(crate) mod tests {
         assert!(held(&primary, "lic", &id("i-1"), &[]).is_none());
     }
 
-    fn ec2(instance: &str, state: &str) -> Ec2Instance {
-        Ec2Instance {
-            instance: id(instance),
-            state: crate::model::RunState::parse(state),
-        }
-    }
-
     #[test]
     fn a_secondary_interface_is_there_once_attached_and_the_primary_at_once() {
         let mut attaching = eni(1, "az-a", Some(("i-1", 1)));
@@ -691,12 +504,12 @@ pub(crate) mod tests {
         let mut primary = eni(2, "az-a", Some(("i-1", 0)));
         primary.attachment.as_mut().unwrap().status = AttachmentStatus::Attaching;
         let interfaces = [attaching, primary];
-        assert!(interface_at(&interfaces, &id("i-1"), 1).is_none());
+        assert!(interface_at(&interfaces, &id("i-1"), DeviceIndex::new(1).unwrap()).is_none());
         assert_eq!(
-            interface_at(&interfaces, &id("i-1"), 0).map(|e| e.id.as_str()),
+            interface_at(&interfaces, &id("i-1"), DeviceIndex::PRIMARY).map(|e| e.id.as_str()),
             Some("eni-0002")
         );
-        assert!(interface_at(&interfaces, &id("i-2"), 0).is_none());
+        assert!(interface_at(&interfaces, &id("i-2"), DeviceIndex::PRIMARY).is_none());
     }
 
     #[test]
@@ -720,11 +533,14 @@ pub(crate) mod tests {
         ];
         // i-f, i-g, i-h are in no group: EC2 says i-f is terminated, i-g runs, i-h is gone
         let found = [ec2("i-f", "terminated"), ec2("i-g", "running")];
-        let taken: Vec<&str> =
-            takeover_victims(&addresses, "egress", "g", &id("i-new"), &asg, Some(&found))
-                .iter()
-                .map(|a| a.allocation.as_str())
-                .collect();
+        let read = HolderStates {
+            asg: asg.to_vec(),
+            ec2: Some(found.to_vec()),
+        };
+        let taken: Vec<&str> = takeover_victims(&addresses, "egress", "g", &id("i-new"), &read)
+            .iter()
+            .map(|a| a.allocation.as_str())
+            .collect();
         // leaving first, then unhealthy, then gone
         assert_eq!(
             taken,
@@ -736,79 +552,89 @@ pub(crate) mod tests {
             ]
         );
         // a holder whose state could not be read is never taken from
+        let unreadable = HolderStates {
+            asg: asg.to_vec(),
+            ec2: None,
+        };
         let unread: Vec<&str> =
-            takeover_victims(&addresses, "egress", "g", &id("i-new"), &asg, None)
+            takeover_victims(&addresses, "egress", "g", &id("i-new"), &unreadable)
                 .iter()
                 .map(|a| a.allocation.as_str())
                 .collect();
         assert_eq!(unread, ["eipalloc-0003", "eipalloc-0002"]);
         // nor one Auto Scaling was not asked about: the holder tag alone proves nothing
-        assert!(takeover_victims(&addresses, "egress", "g", &id("i-new"), &[], None).is_empty());
+        let nothing_read = HolderStates::default();
+        assert!(
+            takeover_victims(&addresses, "egress", "g", &id("i-new"), &nothing_read).is_empty()
+        );
         let held = holdings(&addresses, "egress", "az-a");
+        let holders: Vec<InstanceId> = held.iter().filter_map(|h| h.holder.cloned()).collect();
         assert_eq!(
-            unknown_holders(&held, &asg),
+            unknown_to(&asg, &holders),
             vec![id("i-f"), id("i-g"), id("i-h")]
         );
     }
 
+    fn pool() -> PoolName {
+        PoolName::parse("lic").unwrap()
+    }
+
     #[test]
-    fn releases_free_what_the_instance_holds_and_clear_tags_that_still_name_it() {
-        let mut taken_over = address(2, Some("i-2"));
-        taken_over.holder = Some("i-2".into());
-        let mut stale_tag = address(3, None);
-        stale_tag.holder = Some("i-1".into());
-        let mut was_ours_now_theirs = address(4, Some("i-9"));
-        was_ours_now_theirs.holder = Some("i-1".into());
-        let foreign = Address {
-            pool: Some("other".into()),
-            ..address(5, Some("i-1"))
+    fn a_lost_pass_claims_again_while_members_are_free_within_a_bound() {
+        let contended = Exhaustion::Contended {
+            free: 1,
+            members: 3,
         };
-        let addresses = [
-            address(1, Some("i-1")),
-            taken_over,
-            stale_tag,
-            was_ours_now_theirs,
-            foreign,
-        ];
-        let found = releases(&addresses, "egress", &id("i-1"));
-        let ids: Vec<(&str, bool)> = found
-            .iter()
-            .map(|r| match r {
-                Release::Free(a) => (a.allocation.as_str(), true),
-                Release::ClearTag(a) => (a.allocation.as_str(), false),
-            })
-            .collect();
-        // the address taken over keeps its association; only a tag naming i-1 is cleared
-        assert_eq!(
-            ids,
-            [
-                ("eipalloc-0001", true),
-                ("eipalloc-0003", false),
-                ("eipalloc-0004", false)
-            ]
+        for pass in 1..=8 {
+            assert_eq!(
+                after_pass(&contended, &pool(), Some("az-a"), pass, None, true),
+                AfterPass::ClaimAgain,
+                "pass {pass}"
+            );
+        }
+        let AfterPass::GiveUp(reason) =
+            after_pass(&contended, &pool(), Some("az-a"), 9, None, true)
+        else {
+            panic!("a pool of 3 beat one claimer 9 times");
+        };
+        assert!(
+            reason.contains("lost every claim on pool \"lic\" in az-a 8 times"),
+            "{reason}"
         );
     }
 
     #[test]
-    fn releases_never_include_the_primary_or_other_pools() {
-        let primary = Eni {
-            holder: None,
-            ..eni(1, "az-a", Some(("i-1", 0)))
+    fn a_pool_held_by_leaving_instances_is_waited_for_only_with_an_action_and_time() {
+        let releasing = Exhaustion::Releasing { held: 2 };
+        assert_eq!(
+            after_pass(&releasing, &pool(), None, 0, None, true),
+            AfterPass::WaitForRelease
+        );
+        let AfterPass::GiveUp(reason) = after_pass(&releasing, &pool(), None, 0, None, false)
+        else {
+            panic!("waited without an action to keep alive");
         };
-        let pinned = eni(2, "az-a", Some(("i-1", 1)));
-        let foreign = Eni {
-            pool: None,
-            ..eni(3, "az-a", Some(("i-1", 2)))
-        };
-        let stale_tag = Eni {
-            holder: Some("i-1".into()),
-            ..eni(4, "az-a", None)
-        };
-        // what the instance has attached, and what is tagged as its: pinned is in both
-        let listed = [primary, pinned.clone(), foreign, pinned, stale_tag];
-        let found = releases(&listed, "lic", &id("i-1"));
-        assert_eq!(found.len(), 2);
-        assert!(matches!(found[0], Release::Free(e) if e.id.as_str() == "eni-0002"));
-        assert!(matches!(found[1], Release::ClearTag(e) if e.id.as_str() == "eni-0004"));
+        assert!(reason.contains("held by leaving instances"), "{reason}");
+    }
+
+    #[test]
+    fn an_exhausted_pool_says_why_and_how_takeover_would_change_it() {
+        let all_held = Exhaustion::AllHeld { held: 2 };
+        let reason =
+            |takeover| match after_pass(&all_held, &pool(), Some("az-b"), 0, takeover, true) {
+                AfterPass::GiveUp(reason) => reason,
+                other => panic!("{other:?}"),
+            };
+        assert!(
+            reason(None).ends_with("all 2 members are held"),
+            "{}",
+            reason(None)
+        );
+        assert!(reason(Some(Takeover::Off)).contains("set \"takeover\": true"));
+        assert!(reason(Some(Takeover::Allowed)).contains("no holder may be taken over"));
+        assert_eq!(
+            after_pass(&Exhaustion::NoMember, &pool(), Some("az-b"), 0, None, true),
+            AfterPass::GiveUp("pool \"lic\" has no member in az-b".into())
+        );
     }
 }

@@ -1,0 +1,23 @@
+//! Configuration, each parsed once into a validated type: the per-hook settings in a lifecycle
+//! hook's `NotificationMetadata` (`hook`), and the function-wide `PINHOOK_…` environment
+//! variables (`settings`); and the tags that are pinhook's public interface on AWS resources.
+
+mod hook;
+mod settings;
+
+pub use self::hook::{
+    DeviceIndex, HookConfig, HookMetadata, MetadataError, Pin, PinKind, PoolName, Takeover,
+    Unusable,
+};
+pub use self::settings::{Settings, SettingsError};
+
+/// The tag that puts a resource in a pool.
+pub const POOL_TAG: &str = "pinhook:pool";
+/// The tag on a pool member naming the instance that holds it.
+pub const HOLDER_TAG: &str = "pinhook:holder";
+/// The tag on an instance naming the ENI it holds.
+pub const INSTANCE_ENI_TAG: &str = "pinhook:eni";
+/// The tag on an instance naming the Elastic IP allocation it holds.
+pub const INSTANCE_EIP_TAG: &str = "pinhook:eip";
+/// The tag on a pool Elastic IP that the sweep found unassociated: since when (RFC 3339, UTC).
+pub const IDLE_SINCE_TAG: &str = "pinhook:idle-since";

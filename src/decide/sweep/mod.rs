@@ -1,0 +1,249 @@
+//! The sweep's decisions, with no I/O: which pools pinhook's hooks on the served groups
+//! configure (here), and, from a pool's members and their holders as AWS reports them, the
+//! repairs to make and the findings to report (`plan`).
+
+mod findings;
+mod plan;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+pub use self::findings::{Finding, FindingKind, Severity};
+pub use self::plan::{Holders, MemberState, MemberView, PoolPlan, ZoneView, plan};
+use crate::config::{HookConfig, HookMetadata, Pin, PinKind, PoolName, Takeover};
+use crate::model::{Group, Hook, InstanceId, Transition};
+
+/// A pool as pinhook's hooks on the served groups configure it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolSpec {
+    pub pool: PoolName,
+    pub pin: PinKind,
+    /// Each group whose pinhook hooks use the pool, with the settings of its launch hook (or of
+    /// its terminate hook when it has no launch hook).
+    pub groups: BTreeMap<String, HookConfig>,
+}
+
+impl PoolSpec {
+    /// Whether every launch hook of the pool may take an address over: a replacement then
+    /// needs no spare.
+    fn takes_over(&self) -> bool {
+        self.groups.values().all(|c| {
+            matches!(
+                c.pin,
+                Pin::Eip {
+                    takeover: Takeover::Allowed,
+                    ..
+                }
+            )
+        })
+    }
+}
+
+/// What pinhook's hooks on the served groups say: the pools, and what is wrong with the hooks.
+pub fn pools(served: &[String], groups: &[Group], hooks: &[Hook]) -> (Vec<PoolSpec>, Vec<Finding>) {
+    let mut specs: BTreeMap<(PoolName, PinKind), PoolSpec> = BTreeMap::new();
+    let mut findings = Vec::new();
+    for name in served
+        .iter()
+        .filter(|n| !groups.iter().any(|g| &g.name == *n))
+    {
+        findings.push(
+            Finding::new(
+                Severity::Warning,
+                FindingKind::NoGroup,
+                format!("group {name:?} is served but does not exist"),
+            )
+            .of_group(name),
+        );
+    }
+    for group in groups {
+        let mut pinhooks = 0;
+        for hook in hooks.iter().filter(|h| h.group == group.name) {
+            let config = match HookMetadata::parse(hook.metadata.as_deref()) {
+                HookMetadata::Foreign(why) => {
+                    findings.push(
+                        Finding::new(
+                            Severity::Info,
+                            FindingKind::NotPinhooksHook,
+                            format!(
+                                "hook {:?} of group {:?} carries no pinhook metadata ({why}); its actions are left to another tool",
+                                hook.name, group.name
+                            ),
+                        )
+                        .of_group(&group.name),
+                    );
+                    continue;
+                }
+                HookMetadata::Unusable(unusable) => {
+                    pinhooks += 1;
+                    findings.push(
+                        Finding::new(
+                            Severity::Error,
+                            FindingKind::BadHook,
+                            format!(
+                                "hook {:?} of group {:?} has bad metadata: {}",
+                                hook.name, group.name, unusable.error
+                            ),
+                        )
+                        .of_group(&group.name),
+                    );
+                    continue;
+                }
+                HookMetadata::Pinhook(config) => config,
+            };
+            pinhooks += 1;
+            let spec = specs
+                .entry((config.pool.clone(), config.pin.kind()))
+                .or_insert_with(|| PoolSpec {
+                    pool: config.pool.clone(),
+                    pin: config.pin.kind(),
+                    groups: BTreeMap::new(),
+                });
+            let launch = hook.transition == Some(Transition::Launch);
+            if launch || !spec.groups.contains_key(&group.name) {
+                spec.groups.insert(group.name.clone(), config);
+            }
+        }
+        if pinhooks == 0 {
+            findings.push(
+                Finding::new(
+                    Severity::Warning,
+                    FindingKind::NoHook,
+                    format!(
+                        "group {:?} is served but has no pinhook hook: nothing of it is pinned",
+                        group.name
+                    ),
+                )
+                .of_group(&group.name),
+            );
+        }
+    }
+    (specs.into_values().collect(), findings)
+}
+
+/// One change the sweep makes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Repair {
+    /// Detach or disassociate what `instance` holds of the pool, and clear its lease tags.
+    Release {
+        pool: String,
+        member: String,
+        instance: InstanceId,
+        why: String,
+    },
+    /// Delete a holder tag naming an instance the member is not attached or associated to.
+    ClearTag {
+        pool: String,
+        member: String,
+        instance: String,
+        why: String,
+    },
+    /// Write the lease tags of a member held without them.
+    RecordLease {
+        pool: String,
+        member: String,
+        instance: InstanceId,
+    },
+    /// Pin a member to an instance in service that holds none.
+    Pin {
+        pool: String,
+        group: String,
+        instance: InstanceId,
+        availability_zone: String,
+    },
+}
+
+impl Repair {
+    /// The most AWS calls the repair can take when nothing contends: started only when the
+    /// run's budget still covers it.
+    pub fn cost(&self) -> u32 {
+        match self {
+            Self::Release { .. } => 8,
+            Self::ClearTag { .. } => 1,
+            Self::RecordLease { .. } => 2,
+            Self::Pin { .. } => 10,
+        }
+    }
+}
+
+impl std::fmt::Display for Repair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Release {
+                pool,
+                member,
+                instance,
+                why,
+            } => write!(f, "release {member} (pool {pool}) from {instance}: {why}"),
+            Self::ClearTag {
+                pool,
+                member,
+                instance,
+                why,
+            } => write!(
+                f,
+                "clear the holder tag {instance} of {member} (pool {pool}): {why}"
+            ),
+            Self::RecordLease {
+                pool,
+                member,
+                instance,
+            } => write!(
+                f,
+                "record the lease of {member} (pool {pool}) by {instance}, held without its tags"
+            ),
+            Self::Pin {
+                pool,
+                group,
+                instance,
+                availability_zone,
+            } => write!(
+                f,
+                "pin a member of pool {pool} to {instance} (group {group}, {availability_zone}), in service without one"
+            ),
+        }
+    }
+}
+
+/// The tag bookkeeping of idle Elastic IPs; not a repair, and not done in a dry run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdleMark {
+    /// Tag the address with the time it was first found idle.
+    Since(String),
+    /// The address is associated again: remove the tag.
+    Clear(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hooks_without_pinhook_metadata_are_reported_and_groups_without_any() {
+        let group = Group {
+            name: "app".into(),
+            max_size: 2,
+            availability_zones: vec!["us-east-1a".into()],
+            instances: vec![],
+        };
+        let hooks = [Hook {
+            group: "app".into(),
+            name: "node-ready".into(),
+            transition: Some(Transition::Launch),
+            metadata: None,
+        }];
+        let (specs, findings) = pools(&["app".into(), "gone".into()], &[group], &hooks);
+        assert!(specs.is_empty());
+        let kinds: Vec<FindingKind> = findings.iter().map(|f| f.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                FindingKind::NoGroup,
+                FindingKind::NotPinhooksHook,
+                FindingKind::NoHook
+            ]
+        );
+    }
+}
