@@ -99,6 +99,13 @@ class Clock:
                 "timers": [{"due": t.due, "what": t.what} for t in timers],
             }
 
+    def cancel_all(self) -> None:
+        """Forgets every timer not yet fired (a reset of the emulator)."""
+        with self.lock:
+            for _, _, timer in self._heap:
+                timer.cancel()
+            self._heap.clear()
+
     # ---------------------------------------------------------------------------------------
     # Timers
 

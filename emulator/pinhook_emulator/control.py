@@ -151,6 +151,13 @@ def advance(st: State, query: dict[str, str], body: dict[str, Any], args: dict[s
     return reply(200, {"now": st.now(), "fired": fired})
 
 
+@route("reset", ["POST"])
+def reset(st: State, query: dict[str, str], body: dict[str, Any], args: dict[str, Any]) -> Response:
+    """A fresh account, for an emulator a test kit reuses: see `State.reset`."""
+    st.reset()
+    return reply(200, {"reset": True, "now": st.now()})
+
+
 @route("deferred/<ticket>", ["GET"])
 def deferred(st: State, query: dict[str, str], body: dict[str, Any], args: dict[str, Any]) -> Response:
     ticket = args["ticket"]

@@ -43,6 +43,23 @@ class Settings:
 
 class State:
     def __init__(self) -> None:
+        # One lock for every API request and every timed state change: each AWS call is atomic.
+        self.lock = threading.RLock()
+        self.clock = Clock(self.lock)
+        self._fresh()
+
+    def reset(self) -> None:
+        """A fresh account: moto's backends emptied, every pending timer forgotten, and every
+        setting, fault, limit and record back to its default. The clock keeps its mode, tick and
+        time, which never goes back."""
+        from moto.moto_api._internal.models import moto_api_backend
+
+        with self.lock:
+            self.clock.cancel_all()
+            moto_api_backend.reset()
+            self._fresh()
+
+    def _fresh(self) -> None:
         # The concerns' own modules import this one, so their classes are imported here.
         from .asg_lag import AsgHistory
         from .calls import Calls
@@ -56,9 +73,6 @@ class State:
         from .rate_limits import RateLimits
         from .read_lag import ReadLag
 
-        # One lock for every API request and every timed state change: each AWS call is atomic.
-        self.lock = threading.RLock()
-        self.clock = Clock(self.lock)
         self.settings = Settings()
         self.lifecycle = Lifecycle()
         # The warm pool of each group, by group name: instances in Warmed:* states.

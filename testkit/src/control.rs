@@ -59,9 +59,14 @@ impl Control {
         self.emulator.pid()
     }
 
-    /// Stops the emulator (by its PID): for an emulator of the test's own.
+    /// Stops the emulator (by its PID).
     pub fn stop(&self) {
         self.emulator.stop();
+    }
+
+    /// Gives an emulator of the test's own back for the next test, reset to a fresh account.
+    pub fn release(&self) {
+        self.emulator.release();
     }
 
     /// One control request; its JSON answer, which must be a success.

@@ -13,6 +13,9 @@ use serde_json::Value;
 use crate::control::{Control, request};
 use crate::{REGION, repo_root, unique};
 
+/// Dedicated emulators released by their tests, ready for the next.
+static IDLE: Mutex<Vec<&'static Emulator>> = Mutex::new(Vec::new());
+
 /// A running emulator on 127.0.0.1, stopped (by its PID) when dropped, and in any case when the
 /// process that started it exits.
 #[derive(Debug)]
@@ -87,9 +90,23 @@ impl Emulator {
     }
 
     /// An emulator of the caller's own, for tests that change its settings, load it or inject
-    /// faults; it lives until the process ends (or `stop`).
+    /// faults: one a test released earlier (reset to a fresh account), or a new one. Starting
+    /// one costs seconds (moto's import), so they are reused.
     pub fn dedicated() -> &'static Emulator {
-        Box::leak(Box::new(Emulator::start()))
+        let idle = IDLE.lock().ok().and_then(|mut idle| idle.pop());
+        idle.unwrap_or_else(|| Box::leak(Box::new(Emulator::start())))
+    }
+
+    /// Gives a dedicated emulator back for another test: reset to a fresh account (moto's
+    /// backends emptied, every setting, fault and limit back to its default, pending timers
+    /// forgotten), then kept idle.
+    pub fn release(&'static self) {
+        let url = format!("{}/_pinhook/reset", self.url);
+        if let Ok((200, _)) = request("POST", &url, None, None) {
+            if let Ok(mut idle) = IDLE.lock() {
+                idle.push(self);
+            }
+        }
     }
 
     pub fn pid(&self) -> u32 {

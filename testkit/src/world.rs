@@ -45,6 +45,16 @@ pub struct World {
     pub sqs: aws_sdk_sqs::Client,
     pub sns: aws_sdk_sns::Client,
     pub settings: Settings,
+    /// Whether the emulator is this world's own, to give back when the world is dropped.
+    dedicated: bool,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        if self.dedicated {
+            self.emulator.release();
+        }
+    }
 }
 
 impl World {
@@ -63,9 +73,12 @@ impl World {
         Self::dedicated_with(burst_settings()).await
     }
 
-    /// A world on an emulator of its own, with these settings.
+    /// A world on an emulator of its own, with these settings; the emulator is given back,
+    /// reset, when the world is dropped.
     pub async fn dedicated_with(settings: Settings) -> Self {
-        Self::on_with(Emulator::dedicated(), settings).await
+        let mut world = Self::on_with(Emulator::dedicated(), settings).await;
+        world.dedicated = true;
+        world
     }
 
     /// A world whose clients run on the test's clock, which the emulator follows.
@@ -79,6 +92,7 @@ impl World {
         let emulator: &'static Emulator = Box::leak(Box::new(Emulator::start_real_time(&[])));
         Self::real_time(emulator, settings).await
     }
+
 
     /// A world in real time, for an emulator on the wall clock (the demo, the chaos run, the
     /// bench).
@@ -100,6 +114,7 @@ impl World {
             sns: aws_sdk_sns::Client::new(&sdk),
             sdk,
             settings,
+            dedicated: false,
         }
     }
 

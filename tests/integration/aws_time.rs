@@ -99,7 +99,6 @@ async fn a_booting_instance_is_waited_for_then_pinned(pin: Pin) {
     assert_eq!(held_by(&world, pin, &members, &instance).await, [member]);
     assert_eq!(world.ec2_state(&instance).await, "running");
     assert!(world.metric("BootWait") >= 1500.0, "{pin}");
-    world.emulator.stop();
 }
 
 #[tokio::test(start_paused = true)]
@@ -167,7 +166,6 @@ async fn two_copies_of_one_launch(pin: Pin, lag: bool) {
         "{case}: {census:?}"
     );
     if lag {
-        world.emulator.stop();
     }
 }
 
@@ -233,7 +231,6 @@ async fn a_terminate_whose_aws_calls_hang_is_completed_before_the_deadline() {
     // Then the action is completed before the function's deadline, the rest left to the sweep
     assert_eq!(summary.outcome, Outcome::Continue, "{summary:?}");
     assert!(world.metric("ReleaseFailed") >= 1.0);
-    world.emulator.stop();
 }
 
 #[tokio::test(start_paused = true)]
@@ -251,5 +248,4 @@ async fn a_launch_whose_claim_hangs_is_completed_before_the_deadline_naming_the_
     assert_eq!(summary.outcome, Outcome::Abandon, "{summary:?}");
     let reason = summary.reason.unwrap_or_default();
     assert!(reason.contains(&members[0]), "{reason}");
-    world.emulator.stop();
 }

@@ -535,5 +535,4 @@ async fn with_a_read_lag_a_describe_answers_as_an_earlier_one_did() {
         settings["stale_answers"].as_u64().unwrap() >= 1,
         "{settings}"
     );
-    world.emulator.stop();
 }

@@ -305,4 +305,5 @@ async fn seeded_samples_replay_into_real_pins_and_releases_from_the_cli() {
             assert_eq!(summary["instance"], detail["EC2InstanceId"], "{file}");
         }
     }
+    emulator.release();
 }

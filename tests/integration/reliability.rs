@@ -41,7 +41,6 @@ async fn burst(pin: Pin, fault_rate: f64) -> (Census, Deliveries, serde_json::Va
     world.emulator.faults(0.0, 0.0);
 
     let census = world.census(&group, &pool, pin).await;
-    world.emulator.stop();
     (census, deliveries, faults)
 }
 
@@ -149,7 +148,6 @@ async fn redelivered_late_and_out_of_order_events_leak_nothing_and_leave_nothing
         "{replayed:?}"
     );
     assert_eq!(ended.failed + stale.failed + replayed.failed, 0);
-    world.emulator.stop();
 }
 
 #[tokio::test(start_paused = true)]
@@ -241,5 +239,4 @@ async fn rate_limits_throttle_as_aws_does_and_pinhook_still_pins_every_launch() 
             ..Census::default()
         }
     );
-    world.emulator.stop();
 }

@@ -91,7 +91,6 @@ async fn a_healthy_holder_never_loses_its_address_to_launches_contending_for_the
             },
             "round {round}: {deliveries:?}"
         );
-        world.emulator.stop();
     }
 }
 
