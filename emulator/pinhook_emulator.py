@@ -972,6 +972,9 @@ def tags_of(self: Any) -> list[dict[str, str]]:
 
 
 def install_patches() -> None:
+    from terraform_compat import install as install_terraform_compat
+
+    install_terraform_compat()  # what the Terraform provider needs of moto (deploy/terraform)
     TaggedEC2Resource.get_tags = tags_of
     elastic_network_interfaces.Attachment.__init__ = attachment_init
     elastic_network_interfaces.NetworkInterfaceBackend.attach_network_interface = strict_attach
