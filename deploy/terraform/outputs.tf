@@ -64,8 +64,8 @@ output "notification_role_arn" {
 }
 
 output "alarm_topic_arn" {
-  description = "The SNS topic the module created for the alarms; null without create_alarm_topic."
-  value       = one(aws_sns_topic.alarms[*].arn)
+  description = "The SNS topic the alarms notify: the one the module created (create_alarm_topic), else alarm_topic_arn; null with neither."
+  value       = try(aws_sns_topic.alarms[0].arn, var.alarm_topic_arn)
 }
 
 output "alarm_arns" {

@@ -42,10 +42,10 @@ variable "function_name" {
   nullable    = false
 
   validation {
-    # 64 for a function; the longest derived name ("-lifecycle-dead-letters", 23 more) must fit
-    # an SQS queue name (80).
-    condition     = can(regex("^[A-Za-z0-9_-]{1,56}$", var.function_name))
-    error_message = "function_name is 1 to 56 letters, digits, '-' or '_'."
+    # The longest name derived from it, the notification role's (24 more characters:
+    # "-lifecycle-notifications"), must fit IAM's 64.
+    condition     = can(regex("^[A-Za-z0-9_-]{1,40}$", var.function_name))
+    error_message = "function_name is 1 to 40 letters, digits, '-' or '_'."
   }
 }
 
