@@ -127,8 +127,9 @@ data "aws_iam_policy_document" "function_trust" {
   }
 }
 
-# What AWS SAM attaches to every function it creates a role for: logs of the function's own log
-# group (and no more in practice: the function writes nowhere else).
+# What AWS SAM attaches to every function it creates a role for (logs:CreateLogGroup,
+# CreateLogStream, PutLogEvents), so both paths give the same role. The function writes only to
+# its own log group, which exists before it.
 resource "aws_iam_role_policy_attachment" "function_logs" {
   role       = aws_iam_role.function.name
   policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
