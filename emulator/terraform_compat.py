@@ -29,7 +29,9 @@ def _with_managed_policies(original: Callable[[Any], list[Any]]) -> Callable[[An
             return loaded
         data = json.loads(aws_managed_policies_data)
         return [
-            iam_models.AWSManagedPolicy.from_data(name, self.account_id, self.region_name, data[name])
+            iam_models.AWSManagedPolicy.from_data(
+                name, self.account_id, self.region_name, data[name]
+            )
             for name in MANAGED_POLICIES
         ]
 
@@ -60,20 +62,28 @@ def _keeping_logging_config_on_create(original: Callable[..., None]) -> Callable
     return init
 
 
-def _answering_logging_config(original: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+def _answering_logging_config(
+    original: Callable[..., dict[str, Any]],
+) -> Callable[..., dict[str, Any]]:
     def get_configuration(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         config = original(self, *args, **kwargs)
-        config["LoggingConfig"] = getattr(self, "logging_config", None) or _logging_config(self, None)
+        config["LoggingConfig"] = getattr(self, "logging_config", None) or _logging_config(
+            self, None
+        )
         return config
 
     return get_configuration
 
 
-def _updating_logging_config(original: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+def _updating_logging_config(
+    original: Callable[..., dict[str, Any]],
+) -> Callable[..., dict[str, Any]]:
     def update_configuration(self: Any, config_updates: dict[str, Any]) -> dict[str, Any]:
         if "LoggingConfig" in config_updates:
             current = getattr(self, "logging_config", None) or {}
-            self.logging_config = _logging_config(self, {**current, **config_updates["LoggingConfig"]})
+            self.logging_config = _logging_config(
+                self, {**current, **config_updates["LoggingConfig"]}
+            )
         return original(self, config_updates)
 
     return update_configuration

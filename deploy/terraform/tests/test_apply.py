@@ -91,7 +91,7 @@ def resolve(node: Any, values: dict[str, Any], conditions: dict[str, bool]) -> A
     if not isinstance(node, dict):
         return node
     if len(node) == 1:
-        (key, argument), = node.items()
+        ((key, argument),) = node.items()
         if key == "Ref":
             if argument == "AWS::NoValue":
                 return NO_VALUE
@@ -212,9 +212,12 @@ def endpoint() -> Iterator[str]:
             [
                 str(python if python.exists() else sys.executable),
                 str(REPO / "emulator" / "pinhook_emulator.py"),
-                "--port", "0",
-                "--port-file", str(port_file),
-                "--parent-pid", str(os.getpid()),
+                "--port",
+                "0",
+                "--port-file",
+                str(port_file),
+                "--parent-pid",
+                str(os.getpid()),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -329,7 +332,18 @@ output "pinhook" {{
 """
 
 # Every service the module (and its data sources) calls.
-SERVICES = ("lambda", "iam", "events", "logs", "cloudwatch", "sqs", "sns", "autoscaling", "sts", "ec2")
+SERVICES = (
+    "lambda",
+    "iam",
+    "events",
+    "logs",
+    "cloudwatch",
+    "sqs",
+    "sns",
+    "autoscaling",
+    "sts",
+    "ec2",
+)
 
 
 class Terraform:
@@ -363,7 +377,9 @@ def terraform(endpoint: str, world: dict[str, str]) -> Iterator[Terraform]:
         # Any small zip: moto's CreateFunction keeps the code without running it (no Docker).
         zip_path = root / "bootstrap.zip"
         with zipfile.ZipFile(zip_path, "w") as archive:
-            archive.writestr("bootstrap", "#!/bin/sh\necho 'not pinhook: the apply test only deploys it'\n")
+            archive.writestr(
+                "bootstrap", "#!/bin/sh\necho 'not pinhook: the apply test only deploys it'\n"
+            )
         endpoints = "\n".join(f'    {service:<11} = "{endpoint}"' for service in SERVICES)
         (root / "main.tf").write_text(
             ROOT.format(
@@ -385,7 +401,9 @@ def terraform(endpoint: str, world: dict[str, str]) -> Iterator[Terraform]:
             if tf.applied:  # type: ignore[attr-defined]
                 subprocess.run(
                     ["terraform", "destroy", "-auto-approve", "-no-color"],
-                    cwd=root, env=tf.env, capture_output=True,
+                    cwd=root,
+                    env=tf.env,
+                    capture_output=True,
                 )
 
 
@@ -397,7 +415,10 @@ def stack(terraform: Terraform) -> dict[str, Any]:
     output = terraform("apply", "-auto-approve", "-input=false")
     created = re.search(r"Apply complete! Resources: (\d+) added", output)
     slowest = sorted(
-        ((int(s), r) for r, s in re.findall(r"^(\S+): Creation complete after (\d+)s", output, re.M)),
+        (
+            (int(s), r)
+            for r, s in re.findall(r"^(\S+): Creation complete after (\d+)s", output, re.M)
+        ),
         reverse=True,
     )[:3]
     print(
@@ -502,7 +523,10 @@ def test_the_rule_matches_the_groups_lifecycle_actions_and_nothing_else(
     sweep = aws.events.describe_rule(Name=f"{NAME}-sweep")
     assert sweep["ScheduleExpression"] == template["SweepRule"]["Properties"]["ScheduleExpression"]
     (sweep_target,) = aws.events.list_targets_by_rule(Rule=f"{NAME}-sweep")["Targets"]
-    assert sweep_target["RetryPolicy"] == template["SweepRule"]["Properties"]["Targets"][0]["RetryPolicy"]
+    assert (
+        sweep_target["RetryPolicy"]
+        == template["SweepRule"]["Properties"]["Targets"][0]["RetryPolicy"]
+    )
     rules = {r["Name"] for r in aws.events.list_rules(NamePrefix=NAME)["Rules"]}
     assert rules == {f"{NAME}-lifecycle", f"{NAME}-sweep"}
     assert "InstanceStateRule" not in template
@@ -532,9 +556,14 @@ def test_the_role_has_the_templates_statements_one_by_one(
     publisher = template["LifecycleNotificationRole"]["Properties"]
     notification_role = stack["notification_role_arn"].rsplit("/", 1)[1]
     trust = aws.iam.get_role(RoleName=notification_role)["Role"]["AssumeRolePolicyDocument"]
-    assert trust["Statement"][0]["Principal"] == publisher["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
+    assert (
+        trust["Statement"][0]["Principal"]
+        == publisher["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
+    )
     (name,) = aws.iam.list_role_policies(RoleName=notification_role)["PolicyNames"]
-    document = aws.iam.get_role_policy(RoleName=notification_role, PolicyName=name)["PolicyDocument"]
+    document = aws.iam.get_role_policy(RoleName=notification_role, PolicyName=name)[
+        "PolicyDocument"
+    ]
     assert [normalise_statement(s, {}) | {"Sid": None} for s in as_list(document["Statement"])] == [
         normalise_statement(s, placeholders(stack))
         for s in publisher["Policies"][0]["PolicyDocument"]["Statement"]
@@ -566,7 +595,9 @@ def alarm_shape(alarm: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def test_the_alarms_are_the_templates(stack: dict[str, Any], aws: Any, template: dict[str, Any]) -> None:
+def test_the_alarms_are_the_templates(
+    stack: dict[str, Any], aws: Any, template: dict[str, Any]
+) -> None:
     marks = placeholders(stack)
     alarms = aws.cloudwatch.describe_alarms(AlarmNamePrefix=NAME)["MetricAlarms"]
     got = sorted(alarm_shape(a) for a in alarms)
@@ -584,8 +615,12 @@ def test_the_alarms_are_the_templates(stack: dict[str, Any], aws: Any, template:
     assert aws.sns.get_topic_attributes(TopicArn=stack["alarm_topic_arn"])["Attributes"]
 
 
-def test_the_dashboard_is_the_templates(stack: dict[str, Any], aws: Any, template: dict[str, Any]) -> None:
-    body = json.loads(aws.cloudwatch.get_dashboard(DashboardName=stack["dashboard_name"])["DashboardBody"])
+def test_the_dashboard_is_the_templates(
+    stack: dict[str, Any], aws: Any, template: dict[str, Any]
+) -> None:
+    body = json.loads(
+        aws.cloudwatch.get_dashboard(DashboardName=stack["dashboard_name"])["DashboardBody"]
+    )
     want = json.loads(template["PinhookDashboard"]["Properties"]["DashboardBody"])
     for key, value in placeholders(stack).items():
         want = json.loads(json.dumps(want).replace(key, value))
@@ -599,7 +634,9 @@ def test_the_function_and_its_queues_are_configured_as_the_templates(
     function = lam.get_function_configuration(FunctionName=NAME)
     want = template["PinhookFunction"]["Properties"]
     assert (function["Runtime"], function["Handler"], function["Architectures"]) == (
-        want["Runtime"], want["Handler"], want["Architectures"],
+        want["Runtime"],
+        want["Handler"],
+        want["Architectures"],
     )
     assert (function["Timeout"], function["MemorySize"]) == (want["Timeout"], want["MemorySize"])
     assert function["Environment"]["Variables"] == want["Environment"]["Variables"]
@@ -610,22 +647,35 @@ def test_the_function_and_its_queues_are_configured_as_the_templates(
     assert invoke["MaximumRetryAttempts"] == want["EventInvokeConfig"]["MaximumRetryAttempts"]
     assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == stack["dead_letter_queue_arn"]
     logs = aws.logs.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{NAME}")["logGroups"]
-    assert [g["retentionInDays"] for g in logs] == [template["PinhookLogGroup"]["Properties"]["RetentionInDays"]]
+    assert [g["retentionInDays"] for g in logs] == [
+        template["PinhookLogGroup"]["Properties"]["RetentionInDays"]
+    ]
     # the queue drained with ReportBatchItemFailures, redriven after five receives, SSE-SQS
-    (mapping,) = lam.list_event_source_mappings(FunctionName=stack["function_arn"])["EventSourceMappings"]
+    (mapping,) = lam.list_event_source_mappings(FunctionName=stack["function_arn"])[
+        "EventSourceMappings"
+    ]
     assert mapping["EventSourceArn"] == stack["notification_queue_arn"]
-    assert mapping["FunctionResponseTypes"] == template["LifecycleQueueMapping"]["Properties"]["FunctionResponseTypes"]
+    assert (
+        mapping["FunctionResponseTypes"]
+        == template["LifecycleQueueMapping"]["Properties"]["FunctionResponseTypes"]
+    )
     assert mapping["BatchSize"] == template["LifecycleQueueMapping"]["Properties"]["BatchSize"]
-    queue = aws.sqs.get_queue_attributes(QueueUrl=stack["notification_queue_url"], AttributeNames=["All"])["Attributes"]
+    queue = aws.sqs.get_queue_attributes(
+        QueueUrl=stack["notification_queue_url"], AttributeNames=["All"]
+    )["Attributes"]
     redrive = json.loads(queue["RedrivePolicy"])
     want_queue = template["LifecycleQueue"]["Properties"]
     assert int(redrive["maxReceiveCount"]) == want_queue["RedrivePolicy"]["maxReceiveCount"]
     assert redrive["deadLetterTargetArn"].endswith(f":{NAME}-lifecycle-dead-letters")
     assert int(queue["VisibilityTimeout"]) == want_queue["VisibilityTimeout"]
     assert queue["SqsManagedSseEnabled"] == "true"
-    dead_letters = aws.sqs.get_queue_attributes(QueueUrl=stack["dead_letter_queue_url"], AttributeNames=["All"])["Attributes"]
+    dead_letters = aws.sqs.get_queue_attributes(
+        QueueUrl=stack["dead_letter_queue_url"], AttributeNames=["All"]
+    )["Attributes"]
     (statement,) = json.loads(dead_letters["Policy"])["Statement"]
-    (want_statement,) = template["DeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    (want_statement,) = template["DeadLetterQueuePolicy"]["Properties"]["PolicyDocument"][
+        "Statement"
+    ]
     assert statement["Principal"] == want_statement["Principal"]
     assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == stack["rule_arn"]
 
@@ -633,7 +683,14 @@ def test_the_function_and_its_queues_are_configured_as_the_templates(
 def test_enabling_instances_without_a_group_adds_the_templates_rule_and_statements(
     stack: dict[str, Any], terraform: Terraform
 ) -> None:
-    terraform("plan", "-refresh=false", "-input=false", "-var", "state_change_rule=ENABLED", "-out=state-change.plan")
+    terraform(
+        "plan",
+        "-refresh=false",
+        "-input=false",
+        "-var",
+        "state_change_rule=ENABLED",
+        "-out=state-change.plan",
+    )
     plan = json.loads(terraform("show", "-json", "state-change.plan"))
     changes = {c["address"]: c["change"] for c in plan["resource_changes"]}
     # exactly what enabling adds; nothing else drifts from what the apply left
@@ -645,7 +702,9 @@ def test_enabling_instances_without_a_group_adds_the_templates_rule_and_statemen
         "module.pinhook.aws_sqs_queue.dead_letters",
     }
     drift = {
-        address: {k: (c["before"].get(k), v) for k, v in c["after"].items() if c["before"].get(k) != v}
+        address: {
+            k: (c["before"].get(k), v) for k, v in c["after"].items() if c["before"].get(k) != v
+        }
         for address, c in changes.items()
         if c["actions"] != ["no-op"] and address not in expected and c["before"] and c["after"]
     }
@@ -657,13 +716,24 @@ def test_enabling_instances_without_a_group_adds_the_templates_rule_and_statemen
     pattern = json.loads(rule["after"]["event_pattern"])
     assert pattern == enabled["InstanceStateRule"]["Properties"]["EventPattern"]
     assert rule["after"]["state"] == "ENABLED"
-    for state, acts in [("pending", True), ("running", True), ("shutting-down", True), ("terminated", True),
-                        ("stopping", False), ("stopped", False)]:
-        event = {"source": "aws.ec2", "detail-type": "EC2 Instance State-change Notification",
-                 "detail": {"instance-id": "i-0123456789abcdef0", "state": state}}
+    for state, acts in [
+        ("pending", True),
+        ("running", True),
+        ("shutting-down", True),
+        ("terminated", True),
+        ("stopping", False),
+        ("stopped", False),
+    ]:
+        event = {
+            "source": "aws.ec2",
+            "detail-type": "EC2 Instance State-change Notification",
+            "detail": {"instance-id": "i-0123456789abcdef0", "state": state},
+        }
         assert matches(pattern, event) == acts, state
     assert changes["module.pinhook.aws_lambda_permission.state_change[0]"]["actions"] == ["create"]
-    assert changes["module.pinhook.aws_cloudwatch_event_target.state_change[0]"]["actions"] == ["create"]
+    assert changes["module.pinhook.aws_cloudwatch_event_target.state_change[0]"]["actions"] == [
+        "create"
+    ]
     policy = changes["module.pinhook.aws_iam_role_policy.function"]
     assert policy["actions"] == ["update"]
     got = [normalise_statement(s, {}) for s in json.loads(policy["after"]["policy"])["Statement"]]
@@ -676,12 +746,15 @@ def test_enabling_instances_without_a_group_adds_the_templates_rule_and_statemen
         "MembersArePinnedToTaggedInstancesWithoutAGroupOnly",
         "LeaseTagsOnTaggedInstancesWithoutAGroupOnly",
     ]
-    assert new and all(s["Condition"]["Null"]["aws:ResourceTag/pinhook:pin"] == ["false"] for s in new)
+    assert new and all(
+        s["Condition"]["Null"]["aws:ResourceTag/pinhook:pin"] == ["false"] for s in new
+    )
     # undeliverable state changes may go to the dead-letter queue too
     queue = changes["module.pinhook.aws_sqs_queue.dead_letters"]
     statements = json.loads(queue["after"]["policy"])["Statement"]
     assert [s["Condition"]["ArnEquals"]["aws:SourceArn"] for s in statements] == [
-        stack["rule_arn"], f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{NAME}-state-change"
+        stack["rule_arn"],
+        f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{NAME}-state-change",
     ]
 
 
@@ -692,7 +765,10 @@ def pinhook_binary() -> Path | None:
     try:
         metadata = subprocess.run(
             ["cargo", "metadata", "--no-deps", "--format-version", "1"],
-            cwd=REPO, capture_output=True, text=True, check=True,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
         )
     except (OSError, subprocess.CalledProcessError):
         return None
@@ -705,8 +781,12 @@ def test_pinhook_configured_as_the_module_configured_it_pins_a_launch(
 ) -> None:
     binary = pinhook_binary()
     if binary is None:
-        pytest.skip("no pinhook binary (PINHOOK_BINARY, or debug/pinhook in cargo's target directory): build it with make test")
-    environment = aws.__getattr__("lambda").get_function_configuration(FunctionName=NAME)["Environment"]["Variables"]
+        pytest.skip(
+            "no pinhook binary (PINHOOK_BINARY, or debug/pinhook in cargo's target directory): build it with make test"
+        )
+    environment = aws.__getattr__("lambda").get_function_configuration(FunctionName=NAME)[
+        "Environment"
+    ]["Variables"]
     aws.autoscaling.set_desired_capacity(AutoScalingGroupName=GROUP, DesiredCapacity=1)
     with urllib.request.urlopen(f"{endpoint}/_pinhook/lifecycle-actions?group={GROUP}") as answer:
         actions = json.load(answer)["actions"]
@@ -714,9 +794,14 @@ def test_pinhook_configured_as_the_module_configured_it_pins_a_launch(
     event = launch["event"]
     instance = event["detail"]["EC2InstanceId"]
     # Auto Scaling published the action to the module's queue too, as the hooks were wired
-    messages = aws.sqs.receive_message(QueueUrl=stack["notification_queue_url"], MaxNumberOfMessages=10)
+    messages = aws.sqs.receive_message(
+        QueueUrl=stack["notification_queue_url"], MaxNumberOfMessages=10
+    )
     bodies = [json.loads(m["Body"]) for m in messages.get("Messages", [])]
-    assert any(b.get("EC2InstanceId") == instance and b.get("LifecycleHookName") == "pinhook-launch" for b in bodies), bodies
+    assert any(
+        b.get("EC2InstanceId") == instance and b.get("LifecycleHookName") == "pinhook-launch"
+        for b in bodies
+    ), bodies
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(event, f)
     env = {
@@ -727,15 +812,21 @@ def test_pinhook_configured_as_the_module_configured_it_pins_a_launch(
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
     }
-    done = subprocess.run([str(binary), "replay", f.name], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [str(binary), "replay", f.name], env=env, capture_output=True, text=True, timeout=120
+    )
     os.unlink(f.name)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["outcome"] == "CONTINUE", summary
     assert summary["member"] == world["eni"], summary
-    (eni,) = aws.ec2.describe_network_interfaces(NetworkInterfaceIds=[world["eni"]])["NetworkInterfaces"]
+    (eni,) = aws.ec2.describe_network_interfaces(NetworkInterfaceIds=[world["eni"]])[
+        "NetworkInterfaces"
+    ]
     assert eni["Attachment"]["InstanceId"] == instance
-    state = aws.autoscaling.describe_auto_scaling_instances(InstanceIds=[instance])["AutoScalingInstances"]
+    state = aws.autoscaling.describe_auto_scaling_instances(InstanceIds=[instance])[
+        "AutoScalingInstances"
+    ]
     assert state[0]["LifecycleState"] == "InService"
 
 
@@ -747,7 +838,9 @@ def test_destroy_leaves_nothing_but_the_group_and_the_pool(
     terraform.applied = False  # type: ignore[attr-defined]
     print(f"\ndestroy: {time.monotonic() - started:.0f} s")
     lam = aws.__getattr__("lambda")
-    assert [f for f in lam.list_functions()["Functions"] if f["FunctionName"].startswith(NAME)] == []
+    assert [
+        f for f in lam.list_functions()["Functions"] if f["FunctionName"].startswith(NAME)
+    ] == []
     assert lam.list_event_source_mappings()["EventSourceMappings"] == []
     assert [r for r in aws.iam.list_roles()["Roles"] if r["RoleName"].startswith(NAME)] == []
     assert aws.events.list_rules(NamePrefix=NAME)["Rules"] == []
@@ -756,9 +849,15 @@ def test_destroy_leaves_nothing_but_the_group_and_the_pool(
     assert aws.sqs.list_queues(QueueNamePrefix=NAME).get("QueueUrls", []) == []
     assert [t for t in aws.sns.list_topics()["Topics"] if f":{NAME}" in t["TopicArn"]] == []
     assert aws.logs.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{NAME}")["logGroups"] == []
-    assert aws.autoscaling.describe_lifecycle_hooks(AutoScalingGroupName=GROUP)["LifecycleHooks"] == []
+    assert (
+        aws.autoscaling.describe_lifecycle_hooks(AutoScalingGroupName=GROUP)["LifecycleHooks"] == []
+    )
     # what existed before Terraform is still there
-    (group,) = aws.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[GROUP])["AutoScalingGroups"]
+    (group,) = aws.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[GROUP])[
+        "AutoScalingGroups"
+    ]
     assert group["AutoScalingGroupName"] == GROUP
-    (eni,) = aws.ec2.describe_network_interfaces(NetworkInterfaceIds=[world["eni"]])["NetworkInterfaces"]
+    (eni,) = aws.ec2.describe_network_interfaces(NetworkInterfaceIds=[world["eni"]])[
+        "NetworkInterfaces"
+    ]
     assert {"Key": "pinhook:pool", "Value": POOL} in eni["TagSet"]
