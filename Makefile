@@ -1,16 +1,23 @@
 # Entry points; each calls a script in scripts/ that installs what it needs.
-.PHONY: demo test lint chaos fuzz release bench
+.PHONY: demo test terraform-test lint chaos fuzz release bench
 
 demo:  ## pinhook end to end against the local emulator, through the Lambda runtime loop
 	scripts/demo
 
-test:  ## unit and integration tests (the emulator is started and stopped by the tests)
+test:  ## unit and integration tests, the emulator's own tests, and the Terraform module applied and destroyed against the emulator
 	scripts/test
 
-lint:  ## formatting, clippy, and the SAM template (cfn-lint, sam validate --lint), as CI checks them
-	cargo fmt --check
-	cargo clippy --locked --all-targets -- -D warnings
+terraform-test:  ## the Terraform module applied against the emulator, compared with template.yaml, a launch replayed, destroyed
+	scripts/terraform-test
+
+lint:  ## formatting and clippy (Rust), ruff (the emulator), the SAM template (cfn-lint, sam validate --lint, checkov) and the Terraform module (fmt, validate, checkov), as CI checks them
+	cargo fmt --all --check
+	cargo clippy --locked --workspace --all-targets -- -D warnings
+	scripts/venv
+	.venv/bin/ruff check emulator
+	.venv/bin/ruff format --check emulator
 	scripts/lint-template
+	scripts/lint-terraform
 
 chaos:  ## 100 launches at once against 80 members with 20 % of AWS calls failing; prints the counts
 	scripts/chaos

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from . import asg_lag, control, ec2_strict, groups, lifecycle, pagination, warm_pools
+from . import asg_lag, control, ec2_strict, groups, lifecycle, pagination, terraform_compat, warm_pools
 from .deferred import Answer
 from .faults import fault_response, status_line
 from .read_lag import request_key
@@ -30,6 +30,7 @@ def install_patches() -> None:
     warm_pools.install()
     pagination.install()
     asg_lag.install()
+    terraform_compat.install()  # what the Terraform provider needs of moto (deploy/terraform)
 
 
 def request_service(environ: dict[str, Any]) -> str:

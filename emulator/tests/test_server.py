@@ -64,8 +64,11 @@ def test_a_reset_leaves_a_fresh_account_on_the_same_clock(tmp_path: pathlib.Path
 
     port_file = tmp_path / "port"
     process = subprocess.Popen(
-        [sys.executable, "-m", "pinhook_emulator", "--port", "0", "--port-file", str(port_file)]
-        + ["--parent-pid", str(os.getpid()), "--clock", "manual"],
+        [
+            sys.executable,
+            *["-m", "pinhook_emulator", "--port", "0", "--port-file", str(port_file)],
+            *["--parent-pid", str(os.getpid()), "--clock", "manual"],
+        ],
         cwd=EMULATOR_DIR,
         stdout=subprocess.DEVNULL,
     )

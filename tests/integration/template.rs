@@ -47,6 +47,22 @@ fn template_full(group_names: &[&str], hook_names: &[&str], queue: bool) -> Valu
     parameters.insert("LifecycleRuleState".to_owned(), json!("ENABLED"));
     parameters.insert("AlarmTopicArn".to_owned(), json!(""));
     parameters.insert("SweepSchedule".to_owned(), json!("rate(5 minutes)"));
+    // Every other parameter takes its Default, as CloudFormation does (StateChangeRule: NONE).
+    for (name, declaration) in yaml["Parameters"]
+        .as_mapping()
+        .expect("the template has parameters")
+    {
+        let Some(default) = declaration.get("Default") else {
+            continue;
+        };
+        let default = match (declaration["Type"].as_str(), default.as_str()) {
+            (Some("CommaDelimitedList"), Some(list)) => json!(list.split(',').collect::<Vec<_>>()),
+            _ => evaluate(default, &BTreeMap::new()),
+        };
+        parameters
+            .entry(name.as_str().unwrap().to_owned())
+            .or_insert(default);
+    }
     parameters.insert("AWS::Partition".to_owned(), json!("aws"));
     parameters.insert("AWS::Region".to_owned(), json!(REGION));
     parameters.insert("AWS::AccountId".to_owned(), json!(ACCOUNT));
