@@ -6,13 +6,15 @@ mod check;
 mod claim;
 mod release;
 pub mod sweep;
+mod takeover;
 
 pub use self::check::{Checked, Stale, check, failure_result, waiting_for};
 pub use self::claim::{
-    AfterPass, Exhaustion, HolderStates, Holding, after_pass, candidates, exhaustion, held,
-    holders_to_check, holdings, interface_at, takeover_victims, unknown_to,
+    AfterPass, Exhaustion, Holding, after_pass, candidates, exhaustion, held, holders_to_check,
+    holdings, interface_at,
 };
 pub use self::release::{Release, releases};
+pub use self::takeover::{HolderStates, takeover_victims, unknown_to};
 
 #[cfg(test)]
 pub(crate) mod fixtures {

@@ -102,10 +102,8 @@ impl Emulator {
     /// forgotten), then kept idle.
     pub fn release(&'static self) {
         let url = format!("{}/_pinhook/reset", self.url);
-        if let Ok((200, _)) = request("POST", &url, None, None) {
-            if let Ok(mut idle) = IDLE.lock() {
-                idle.push(self);
-            }
+        if let (Ok((200, _)), Ok(mut idle)) = (request("POST", &url, None, None), IDLE.lock()) {
+            idle.push(self);
         }
     }
 

@@ -93,7 +93,6 @@ impl World {
         Self::real_time(emulator, settings).await
     }
 
-
     /// A world in real time, for an emulator on the wall clock (the demo, the chaos run, the
     /// bench).
     pub async fn real_time(emulator: &'static Emulator, settings: Settings) -> Self {

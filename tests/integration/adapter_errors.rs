@@ -4,85 +4,27 @@
 
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region};
 use aws_sdk_autoscaling::Client as AsgSdk;
 use aws_sdk_ec2::Client as Ec2Sdk;
-use aws_sdk_ec2::config::Credentials;
-use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
-use pinhook::aws::{AutoScalingClient, Ec2Client, retry_config, timeout_config};
+use aws_smithy_mocks::{Rule, mock};
+use pinhook::aws::{AutoScalingClient, Ec2Client};
 use pinhook::handler::{Completion, HandlerError};
 use pinhook::{Deadline, Outcome, Pinhook, Summary};
 use serde_json::{Value, json};
 
-use crate::support::{TokioClock, fast_settings, own_partition};
-
-const INSTANCE: &str = "i-0aaaaaaaaaaaaaaa1";
-const ENI: &str = "eni-0bbbbbbbbbbbbbbb1";
-const EC2_NS: &str = "http://ec2.amazonaws.com/doc/2016-11-15/";
-const ASG_NS: &str = "http://autoscaling.amazonaws.com/doc/2011-01-01/";
-
-fn interceptor(rules: &[&Rule]) -> MockResponseInterceptor {
-    rules.iter().fold(
-        MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny),
-        |i, r| i.with_rule(r),
-    )
-}
+use crate::support::fast_settings;
+use crate::support::mocks::{asg_error, asg_ok, ec2_error, ec2_ok};
 
 fn ec2(rules: &[&Rule]) -> Ec2Sdk {
-    let settings = fast_settings();
-    let config = aws_sdk_ec2::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("a", "b", None, None, "mock"))
-        .http_client(create_mock_http_client())
-        .retry_config(retry_config(&settings))
-        .retry_partition(own_partition())
-        .time_source(TokioClock::new())
-        .timeout_config(timeout_config(&settings))
-        .interceptor(interceptor(rules))
-        .build();
-    Ec2Sdk::from_conf(config)
+    crate::support::mocks::ec2(rules, &fast_settings())
 }
 
 fn asg(rules: &[&Rule]) -> AsgSdk {
-    let settings = fast_settings();
-    let config = aws_sdk_autoscaling::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("a", "b", None, None, "mock"))
-        .http_client(create_mock_http_client())
-        .retry_config(retry_config(&settings))
-        .retry_partition(own_partition())
-        .time_source(TokioClock::new())
-        .timeout_config(timeout_config(&settings))
-        .interceptor(interceptor(rules))
-        .build();
-    AsgSdk::from_conf(config)
+    crate::support::mocks::asg(rules, &fast_settings())
 }
 
-fn ec2_error(code: &str, message: &str) -> String {
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>3f4e2a1c</RequestID></Response>"#
-    )
-}
-
-fn asg_error(code: &str, message: &str) -> String {
-    format!(
-        r#"<ErrorResponse xmlns="{ASG_NS}"><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>3f4e2a1c</RequestId></ErrorResponse>"#
-    )
-}
-
-fn ec2_ok(operation: &str, body: &str) -> String {
-    format!(
-        r#"<{operation}Response xmlns="{EC2_NS}"><requestId>3f4e2a1c</requestId>{body}</{operation}Response>"#
-    )
-}
-
-fn asg_ok(operation: &str, body: &str) -> String {
-    format!(
-        r#"<{operation}Response xmlns="{ASG_NS}"><{operation}Result>{body}</{operation}Result><ResponseMetadata><RequestId>3f4e2a1c</RequestId></ResponseMetadata></{operation}Response>"#
-    )
-}
+const INSTANCE: &str = "i-0aaaaaaaaaaaaaaa1";
+const ENI: &str = "eni-0bbbbbbbbbbbbbbb1";
 
 fn waiting_instance(state: &str) -> String {
     asg_ok(

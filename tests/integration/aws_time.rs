@@ -165,8 +165,7 @@ async fn two_copies_of_one_launch(pin: Pin, lag: bool) {
         (1, 0, 0),
         "{case}: {census:?}"
     );
-    if lag {
-    }
+    if lag {}
 }
 
 #[tokio::test(start_paused = true)]

@@ -5,61 +5,27 @@
 
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region};
 use aws_sdk_autoscaling::Client as AsgSdk;
 use aws_sdk_ec2::Client as Ec2Sdk;
-use aws_sdk_ec2::config::Credentials;
-use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
-use pinhook::aws::{AutoScalingClient, Ec2Client, retry_config};
+use aws_smithy_mocks::{Rule, mock};
+use pinhook::aws::{AutoScalingClient, Ec2Client};
 use pinhook::config::HookMetadata;
 use pinhook::metrics::MetricsSink;
 use pinhook::{Deadline, Outcome, Pinhook};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use crate::support::{TokioClock, fast_settings, own_partition};
+use crate::support::fast_settings;
+use crate::support::mocks::field;
 
 const INSTANCE: &str = "i-0aaaaaaaaaaaaaaa1";
 
-fn interceptor(rules: &[&Rule]) -> MockResponseInterceptor {
-    rules.iter().fold(
-        MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny),
-        |i, r| i.with_rule(r),
-    )
-}
-
 fn clients(asg_rules: &[&Rule], ec2_rules: &[&Rule]) -> (AsgSdk, Ec2Sdk) {
     let settings = fast_settings();
-    let asg = aws_sdk_autoscaling::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("a", "b", None, None, "mock"))
-        .http_client(create_mock_http_client())
-        .retry_config(retry_config(&settings))
-        .retry_partition(own_partition())
-        .time_source(TokioClock::new())
-        .interceptor(interceptor(asg_rules))
-        .build();
-    let ec2 = aws_sdk_ec2::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("a", "b", None, None, "mock"))
-        .http_client(create_mock_http_client())
-        .retry_config(retry_config(&settings))
-        .retry_partition(own_partition())
-        .time_source(TokioClock::new())
-        .interceptor(interceptor(ec2_rules))
-        .build();
-    (AsgSdk::from_conf(asg), Ec2Sdk::from_conf(ec2))
-}
-
-/// `<tag>value</tag>` when kept.
-fn field(keep: bool, tag: &str, value: &str) -> String {
-    if keep {
-        format!("<{tag}>{value}</{tag}>")
-    } else {
-        String::new()
-    }
+    (
+        crate::support::mocks::asg(asg_rules, &settings),
+        crate::support::mocks::ec2(ec2_rules, &settings),
+    )
 }
 
 fn describe_instance(keep: [bool; 5]) -> String {

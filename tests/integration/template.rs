@@ -218,10 +218,16 @@ fn as_list(value: &Value) -> Vec<Value> {
 /// Every IAM statement of the function's role.
 fn statements(template: &Value) -> Vec<Value> {
     let policies = &template["Resources"]["PinhookFunction"]["Properties"]["Policies"];
-    as_list(policies)
+    let statements: Vec<Value> = as_list(policies)
         .iter()
         .flat_map(|policy| as_list(&policy["Statement"]))
-        .collect()
+        .collect();
+    // Every test over the statements would pass on none: they must be where they are read.
+    assert!(
+        statements.len() >= 5,
+        "the function's policy statements are not at Resources.PinhookFunction.Properties.Policies: {policies}"
+    );
+    statements
 }
 
 /// The resource type of an EC2 ARN pattern: `network-interface`, `instance`, …
@@ -338,16 +344,27 @@ fn mutating_ec2_actions_carry_their_tag_condition_wherever_aws_allows_one() {
 
 #[test]
 fn the_group_condition_names_exactly_the_served_groups() {
-    for statement in statements(&template(&["licensed-app", "egress-nodes"])) {
-        if let Some(groups) =
-            statement["Condition"]["StringEquals"].get("aws:ResourceTag/aws:autoscaling:groupName")
-        {
-            assert_eq!(
-                groups,
-                &json!(["licensed-app", "egress-nodes"]),
-                "{statement}"
-            );
-        }
+    let statements = statements(&template(&["licensed-app", "egress-nodes"]));
+    let key = "aws:ResourceTag/aws:autoscaling:groupName";
+    let conditioned: Vec<&Value> = statements
+        .iter()
+        .filter(|s| s["Condition"]["StringEquals"].get(key).is_some())
+        .collect();
+    // The claims on group instances are the statements that carry it.
+    for action in ["ec2:AttachNetworkInterface", "ec2:AssociateAddress"] {
+        assert!(
+            conditioned
+                .iter()
+                .any(|s| as_list(&s["Action"]).contains(&json!(action))),
+            "{action} is granted without the group condition: {statements:?}"
+        );
+    }
+    for statement in conditioned {
+        assert_eq!(
+            statement["Condition"]["StringEquals"][key],
+            json!(["licensed-app", "egress-nodes"]),
+            "{statement}"
+        );
     }
 }
 
