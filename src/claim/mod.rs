@@ -533,3 +533,6 @@ impl<A: AutoScalingApi, E: Ec2Api, K: MemberKind> Engine<'_, A, E, K> {
         (Instant::now() + self.ctx.settings.attach_timeout).min(self.budget.end)
     }
 }
+
+#[cfg(test)]
+mod tests;
