@@ -22,13 +22,13 @@ lint:  ## formatting and clippy (Rust), ruff (the emulator), the SAM template (c
 chaos:  ## 100 launches at once against 80 members with 20 % of AWS calls failing; prints the counts
 	scripts/chaos
 
-bench:  ## cold single events, a burst, and with SCALE=N a scale run under AWS's rate limits; writes target/bench/bench.json
+bench:  ## cold single events, a burst, and with SCALE=N a scale run under AWS's rate limits; writes bench/bench.json in cargo's target directory
 	scripts/bench
 
 fuzz:  ## the fuzz targets for FUZZ_SECONDS each (default 60)
 	scripts/fuzz
 
-release:  ## the arm64 Lambda artifact, target/lambda/pinhook/bootstrap.zip (SMOKE=1: run the demo on it under qemu)
+release:  ## the arm64 Lambda artifact, lambda/pinhook/bootstrap.zip in cargo's target directory (SMOKE=1: run the demo on it under qemu)
 	scripts/release
 
 .PHONY: emulator-test
