@@ -5,7 +5,7 @@
 //! two, an action is left waiting or completed twice, or the pool is not used to the full.
 
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use comfy_table::Table;
@@ -30,6 +30,10 @@ struct Options {
     /// Share of AWS calls answered slowly.
     #[arg(long, default_value_t = 0.1)]
     slow_rate: f64,
+    /// Seconds Auto Scaling's reads lag each lifecycle transition (0: none); pinhook then looks
+    /// again for up to one and a half times that.
+    #[arg(long, default_value_t = 0.0)]
+    asg_lag: f64,
     /// What to pin, one run each.
     #[arg(long, value_delimiter = ',', default_values = ["eni", "eip"])]
     modes: Vec<Pin>,
@@ -44,12 +48,13 @@ async fn main() -> ExitCode {
     }
     println!(
         "pinhook chaos: {} instances launching at once against {} pool members, {:.0} % of AWS calls failing \
-         (throttling, 500, 503) and {:.0} % answered slowly; every action its own invocation, failed invocations \
-         delivered again up to 4 times\n",
+         (throttling, 500, 503) and {:.0} % answered slowly, Auto Scaling's reads {:.1} s behind; every action its \
+         own invocation, failed invocations delivered again up to 4 times\n",
         options.instances,
         options.members,
         options.fault_rate * 100.0,
-        options.slow_rate * 100.0
+        options.slow_rate * 100.0,
+        options.asg_lag
     );
     let mut table = Table::new();
     table
@@ -92,7 +97,14 @@ async fn main() -> ExitCode {
 }
 
 async fn run(mode: Pin, options: &Options) -> (Census, Vec<String>) {
-    let world = World::dedicated_real_time(burst_settings()).await;
+    let mut settings = burst_settings();
+    settings.consistency_window = settings
+        .consistency_window
+        .max(Duration::from_secs_f64(options.asg_lag * 1.5));
+    let world = World::dedicated_real_time(settings).await;
+    if options.asg_lag > 0.0 {
+        world.emulator.asg_lag(options.asg_lag, false);
+    }
     let net = world.network().await;
     let pool = unique("chaos");
     match mode {

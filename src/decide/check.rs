@@ -78,7 +78,16 @@ pub fn check(action: &LifecycleAction, described: Option<&GroupInstance>) -> Che
         (Transition::Terminate, into_warm_pool) => match state {
             S::TerminatingWait | S::WarmedTerminatingWait => Some(release()),
             S::WarmedPendingWait if into_warm_pool => Some(release()),
-            S::InService | S::Terminating | S::Standby | S::WarmedTerminating => None,
+            // Anywhere in the instance's life before the terminate hooks hold it: a read that
+            // has not caught up (an instance may be scaled in right after its launch).
+            S::Pending
+            | S::PendingWait
+            | S::PendingProceed
+            | S::InService
+            | S::EnteringStandby
+            | S::Standby
+            | S::Terminating
+            | S::WarmedTerminating => None,
             S::WarmedPending if into_warm_pool => None,
             s if s.is_warmed() => None,
             _ => return stale(action, described),
@@ -295,10 +304,17 @@ mod tests {
                 ]
             ),
             [
-                "release", "release", "behind", "behind", "stale", "stale", "stale"
+                "release", "release", "behind", "behind", "stale", "stale", "behind"
             ]
         );
-        // an instance gone from every group has left for good
+        // an instance scaled in right after its launch, and one gone from every group
+        assert_eq!(
+            each(
+                &terminate,
+                &["Pending", "Pending:Proceed", "Standby", "Detached"]
+            ),
+            ["behind", "behind", "behind", "stale"]
+        );
         assert_eq!(kind(&check(&terminate, None)), "stale");
     }
 

@@ -4,6 +4,7 @@
 use pinhook_testkit as support;
 
 mod adapter_errors;
+mod asg_lag;
 mod aws_time;
 mod bad_input;
 mod eip;
