@@ -3,6 +3,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::future::Future;
+
 use tokio::time::Instant;
 
 use crate::config::Settings;
@@ -53,9 +55,45 @@ impl Deadline {
         self.0.saturating_duration_since(Instant::now())
     }
 
+    /// The deadline itself.
+    pub fn instant(&self) -> Instant {
+        self.0
+    }
+
     /// Until when work may go on while `reserve` is kept back before the deadline.
     pub fn keeping(&self, reserve: Duration) -> Instant {
         Instant::now() + self.remaining().saturating_sub(reserve)
+    }
+}
+
+/// How long the AWS calls of a step may take: until `end` (the deadline less what is kept
+/// back), each attempt at most `attempt`. The adapters bound every call by it, so that no
+/// attempt, backoff or retry runs past what the deadline leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallWindow {
+    pub end: Instant,
+    pub attempt: Duration,
+}
+
+tokio::task_local! {
+    static CALL_WINDOW: CallWindow;
+}
+
+impl CallWindow {
+    /// Runs `step` with its AWS calls bounded by this window.
+    pub async fn bound<F: Future>(self, step: F) -> F::Output {
+        CALL_WINDOW.scope(self, step).await
+    }
+
+    /// The window the current step runs in, if any: none outside the handler (the CLI's own
+    /// reads, the tests' fixtures), where the client's own timeouts apply.
+    pub fn current() -> Option<Self> {
+        CALL_WINDOW.try_with(|window| *window).ok()
+    }
+
+    /// What is left of the window now.
+    pub fn remaining(&self) -> Duration {
+        self.end.saturating_duration_since(Instant::now())
     }
 }
 

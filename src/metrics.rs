@@ -23,6 +23,9 @@ pub const CLAIM_CONFLICTS: &str = "ClaimConflicts";
 pub const TIME_TO_PIN: &str = "TimeToPin";
 pub const FREE_MEMBERS: &str = "FreeMembers";
 pub const FAILED_ACTIONS: &str = "FailedActions";
+/// Lifecycle actions left pending for a redelivery: AWS's errors or the deadline came before a
+/// member was pinned or a failure confirmed.
+pub const LEFT_PENDING: &str = "LeftPending";
 pub const TAKEN_OVER: &str = "TakenOver";
 /// Lifecycle actions of other tools' hooks, left alone.
 pub const FOREIGN_ACTIONS: &str = "ForeignActions";

@@ -2,16 +2,20 @@
 
 use tracing::{instrument, warn};
 
-use super::sdk::sdk_error;
+use super::sdk::send;
 use super::{AutoScalingApi, AwsError};
 use crate::model::{
     ActionRef, Group, GroupInstance, Hook, InstanceId, LifecycleResult, LifecycleState, Transition,
 };
 
-/// DescribeAutoScalingInstances takes at most 50 instance ids per call.
+/// DescribeAutoScalingInstances takes at most 50 instance ids per call, and answers at most 50
+/// per page.
 const DESCRIBE_BATCH: usize = 50;
-/// DescribeAutoScalingGroups takes at most 100 group names per call.
+/// DescribeAutoScalingGroups takes at most 100 group names per call, and answers at most 100 per
+/// page; DescribeWarmPool answers at most 100 per page.
 const GROUPS_BATCH: usize = 100;
+
+type Config = aws_sdk_autoscaling::config::Builder;
 
 /// [`AutoScalingApi`] on the AWS SDK for Rust.
 #[derive(Debug, Clone)]
@@ -34,14 +38,15 @@ impl AutoScalingApi for AutoScalingClient {
         const OP: &str = "autoscaling:DescribeAutoScalingInstances";
         let mut found = Vec::new();
         for batch in instances.chunks(DESCRIBE_BATCH) {
-            let mut pages = self
-                .client
-                .describe_auto_scaling_instances()
-                .set_instance_ids(Some(batch.iter().map(|i| i.as_str().to_owned()).collect()))
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| sdk_error(OP, e))?;
+            let mut token = None;
+            loop {
+                let request = self
+                    .client
+                    .describe_auto_scaling_instances()
+                    .set_instance_ids(Some(batch.iter().map(|i| i.as_str().to_owned()).collect()))
+                    .max_records(DESCRIBE_BATCH as i32)
+                    .set_next_token(token.take());
+                let page = send!(OP, request, Config)?;
                 for details in page.auto_scaling_instances() {
                     let instance = group_instance(
                         details.instance_id(),
@@ -61,6 +66,10 @@ impl AutoScalingApi for AutoScalingClient {
                         ),
                     }
                 }
+                match page.next_token() {
+                    Some(next) if !next.is_empty() => token = Some(next.to_owned()),
+                    _ => break,
+                }
             }
         }
         Ok(found)
@@ -72,17 +81,16 @@ impl AutoScalingApi for AutoScalingClient {
         let mut found = Vec::new();
         let mut next_token: Option<String> = None;
         loop {
-            let output = self
+            let request = self
                 .client
                 .describe_warm_pool()
                 .auto_scaling_group_name(group)
-                .set_next_token(next_token.take())
-                .send()
-                .await;
+                .max_records(GROUPS_BATCH as i32)
+                .set_next_token(next_token.take());
+            let output: Result<_, AwsError> = send!(OP, request, Config);
             let output = match output {
                 Ok(output) => output,
                 Err(err) => {
-                    let err = sdk_error(OP, err);
                     // A group that does not exist has no warm pool instances.
                     if err.code.as_deref() == Some("ValidationError")
                         && err
@@ -123,14 +131,15 @@ impl AutoScalingApi for AutoScalingClient {
         const OP: &str = "autoscaling:DescribeAutoScalingGroups";
         let mut found = Vec::new();
         for batch in names.chunks(GROUPS_BATCH) {
-            let mut pages = self
-                .client
-                .describe_auto_scaling_groups()
-                .set_auto_scaling_group_names(Some(batch.to_vec()))
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| sdk_error(OP, e))?;
+            let mut token = None;
+            loop {
+                let request = self
+                    .client
+                    .describe_auto_scaling_groups()
+                    .set_auto_scaling_group_names(Some(batch.to_vec()))
+                    .max_records(GROUPS_BATCH as i32)
+                    .set_next_token(token.take());
+                let page = send!(OP, request, Config)?;
                 for group in page.auto_scaling_groups() {
                     let Some(name) = group.auto_scaling_group_name().filter(|n| !n.is_empty())
                     else {
@@ -159,6 +168,10 @@ impl AutoScalingApi for AutoScalingClient {
                         availability_zones: group.availability_zones().to_vec(),
                         instances,
                     });
+                }
+                match page.next_token() {
+                    Some(next) if !next.is_empty() => token = Some(next.to_owned()),
+                    _ => break,
                 }
             }
         }
@@ -195,10 +208,7 @@ impl AutoScalingApi for AutoScalingClient {
             Some(token) => request.lifecycle_action_token(token),
             None => request.instance_id(action.instance.as_str()),
         };
-        request
-            .send()
-            .await
-            .map_err(|e| sdk_error("autoscaling:CompleteLifecycleAction", e))?;
+        send!("autoscaling:CompleteLifecycleAction", request, Config)?;
         Ok(())
     }
 
@@ -213,10 +223,11 @@ impl AutoScalingApi for AutoScalingClient {
             Some(token) => request.lifecycle_action_token(token),
             None => request.instance_id(action.instance.as_str()),
         };
-        request
-            .send()
-            .await
-            .map_err(|e| sdk_error("autoscaling:RecordLifecycleActionHeartbeat", e))?;
+        send!(
+            "autoscaling:RecordLifecycleActionHeartbeat",
+            request,
+            Config
+        )?;
         Ok(())
     }
 }
@@ -224,14 +235,12 @@ impl AutoScalingApi for AutoScalingClient {
 impl AutoScalingClient {
     /// The group's lifecycle hooks, or only the one named.
     async fn describe_hooks(&self, group: &str, only: Option<&str>) -> Result<Vec<Hook>, AwsError> {
-        let output = self
+        let request = self
             .client
             .describe_lifecycle_hooks()
             .auto_scaling_group_name(group)
-            .set_lifecycle_hook_names(only.map(|hook| vec![hook.to_owned()]))
-            .send()
-            .await
-            .map_err(|e| sdk_error("autoscaling:DescribeLifecycleHooks", e))?;
+            .set_lifecycle_hook_names(only.map(|hook| vec![hook.to_owned()]));
+        let output = send!("autoscaling:DescribeLifecycleHooks", request, Config)?;
         Ok(output
             .lifecycle_hooks()
             .iter()

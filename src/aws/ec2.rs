@@ -3,7 +3,7 @@
 use aws_sdk_ec2::types::{Filter, NetworkInterface, Tag};
 use tracing::{instrument, warn};
 
-use super::sdk::sdk_error;
+use super::sdk::send;
 use super::{AddressFilter, AwsError, Ec2Api, EniFilter};
 use crate::config::{HOLDER_TAG, IDLE_SINCE_TAG, POOL_TAG};
 use crate::model::{
@@ -13,6 +13,12 @@ use crate::model::{
 
 /// Values of one DescribeInstances filter: AWS takes up to 200.
 const FILTER_VALUES: usize = 200;
+/// Items per page of a paginated describe: EC2 takes 5 to 1000. A describe that names no page
+/// size is unpaginated, which EC2 refuses once an account holds many interfaces and throttles
+/// in a smaller bucket.
+const PAGE: usize = 1000;
+
+type Config = aws_sdk_ec2::config::Builder;
 
 /// [`Ec2Api`] on the AWS SDK for Rust.
 #[derive(Debug, Clone)]
@@ -42,14 +48,15 @@ impl Ec2Api for Ec2Client {
                 .name("instance-id")
                 .set_values(Some(batch.iter().map(|i| i.as_str().to_owned()).collect()))
                 .build();
-            let mut pages = self
-                .client
-                .describe_instances()
-                .filters(filter)
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| sdk_error(OP, e))?;
+            let mut token = None;
+            loop {
+                let request = self
+                    .client
+                    .describe_instances()
+                    .filters(filter.clone())
+                    .max_results(PAGE as i32)
+                    .set_next_token(token.take());
+                let page = send!(OP, request, Config)?;
                 let described = page.reservations().iter().flat_map(|r| r.instances());
                 for instance in described {
                     let id = instance
@@ -67,6 +74,10 @@ impl Ec2Api for Ec2Client {
                         _ => warn!("skipping an instance EC2 described without its id or state"),
                     }
                 }
+                match page.next_token() {
+                    Some(next) if !next.is_empty() => token = Some(next.to_owned()),
+                    _ => break,
+                }
             }
         }
         Ok(found)
@@ -75,48 +86,60 @@ impl Ec2Api for Ec2Client {
     #[instrument(level = "debug", skip(self))]
     async fn network_interfaces(&self, which: &EniFilter) -> Result<Vec<Eni>, AwsError> {
         const OP: &str = "ec2:DescribeNetworkInterfaces";
-        let filter = match which {
-            EniFilter::AttachedTo(instance) => filter("attachment.instance-id", instance.as_str()),
-            EniFilter::HeldBy(instance) => filter(&format!("tag:{HOLDER_TAG}"), instance.as_str()),
-            EniFilter::Pool(pool) => filter(&format!("tag:{POOL_TAG}"), pool.as_str()),
-        };
-        let mut pages = self
-            .client
-            .describe_network_interfaces()
-            .filters(filter)
-            .into_paginator()
-            .send();
-        let mut enis = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| sdk_error(OP, e))?;
-            enis.extend(page.network_interfaces().iter().filter_map(eni_from_sdk));
+        let mut filters = Vec::new();
+        if let Some(pool) = &which.pool {
+            filters.push(filter(&format!("tag:{POOL_TAG}"), pool.as_str()));
         }
-        Ok(enis)
+        if let Some(instance) = &which.attached_to {
+            filters.push(filter("attachment.instance-id", instance.as_str()));
+        }
+        if let Some(instance) = &which.held_by {
+            filters.push(filter(&format!("tag:{HOLDER_TAG}"), instance.as_str()));
+        }
+        if which.available {
+            filters.push(filter("status", "available"));
+        }
+        if let Some(zone) = &which.zone {
+            filters.push(filter("availability-zone", zone));
+        }
+        let limit = which.limit.unwrap_or(usize::MAX);
+        let mut enis = Vec::new();
+        let mut token = None;
+        loop {
+            let page_size = (limit - enis.len()).clamp(5, PAGE);
+            let request = self
+                .client
+                .describe_network_interfaces()
+                .set_filters(Some(filters.clone()))
+                .max_results(page_size as i32)
+                .set_next_token(token.take());
+            let page = send!(OP, request, Config)?;
+            enis.extend(page.network_interfaces().iter().filter_map(eni_from_sdk));
+            match page.next_token() {
+                Some(next) if !next.is_empty() && enis.len() < limit => {
+                    token = Some(next.to_owned());
+                }
+                _ => return Ok(enis),
+            }
+        }
     }
 
     #[instrument(level = "debug", skip(self))]
     async fn network_interface(&self, eni: &EniId) -> Result<Option<Eni>, AwsError> {
         const OP: &str = "ec2:DescribeNetworkInterfaces";
-        let result = self
+        let request = self
             .client
             .describe_network_interfaces()
-            .network_interface_ids(eni.as_str())
-            .send()
-            .await;
+            .network_interface_ids(eni.as_str());
+        let result: Result<_, AwsError> = send!(OP, request, Config);
         match result {
             Ok(output) => Ok(output
                 .network_interfaces()
                 .iter()
                 .filter_map(eni_from_sdk)
                 .find(|found| &found.id == eni)),
-            Err(err) => {
-                let err = sdk_error(OP, err);
-                if err.not_found().is_some() {
-                    Ok(None)
-                } else {
-                    Err(err)
-                }
-            }
+            Err(err) if err.not_found().is_some() => Ok(None),
+            Err(err) => Err(err),
         }
     }
 
@@ -128,15 +151,13 @@ impl Ec2Api for Ec2Client {
         device_index: i32,
     ) -> Result<AttachmentId, AwsError> {
         const OP: &str = "ec2:AttachNetworkInterface";
-        let output = self
+        let request = self
             .client
             .attach_network_interface()
             .network_interface_id(eni.as_str())
             .instance_id(instance.as_str())
-            .device_index(device_index)
-            .send()
-            .await
-            .map_err(|e| sdk_error(OP, e))?;
+            .device_index(device_index);
+        let output = send!(OP, request, Config)?;
         output
             .attachment_id()
             .and_then(|id| AttachmentId::parse(id).ok())
@@ -145,12 +166,11 @@ impl Ec2Api for Ec2Client {
 
     #[instrument(level = "debug", skip(self))]
     async fn detach_network_interface(&self, attachment: &AttachmentId) -> Result<(), AwsError> {
-        self.client
+        let request = self
+            .client
             .detach_network_interface()
-            .attachment_id(attachment.as_str())
-            .send()
-            .await
-            .map_err(|e| sdk_error("ec2:DetachNetworkInterface", e))?;
+            .attachment_id(attachment.as_str());
+        send!("ec2:DetachNetworkInterface", request, Config)?;
         Ok(())
     }
 
@@ -162,14 +182,10 @@ impl Ec2Api for Ec2Client {
                 filter(&format!("tag:{HOLDER_TAG}"), instance.as_str())
             }
         };
-        // DescribeAddresses is not paginated: it returns every match at once.
-        let output = self
-            .client
-            .describe_addresses()
-            .filters(filter)
-            .send()
-            .await
-            .map_err(|e| sdk_error("ec2:DescribeAddresses", e))?;
+        // DescribeAddresses is not paginated: it returns every match at once, and an account's
+        // Elastic IPs are bounded by its quota.
+        let request = self.client.describe_addresses().filters(filter);
+        let output = send!("ec2:DescribeAddresses", request, Config)?;
         Ok(output
             .addresses()
             .iter()
@@ -184,16 +200,14 @@ impl Ec2Api for Ec2Client {
         eni: &EniId,
     ) -> Result<AssociationId, AwsError> {
         const OP: &str = "ec2:AssociateAddress";
-        let output = self
+        let request = self
             .client
             .associate_address()
             .allocation_id(allocation.as_str())
             .network_interface_id(eni.as_str())
             // Never take an address from whoever holds it by implicit reassociation.
-            .allow_reassociation(false)
-            .send()
-            .await
-            .map_err(|e| sdk_error(OP, e))?;
+            .allow_reassociation(false);
+        let output = send!(OP, request, Config)?;
         output
             .association_id()
             .and_then(|id| AssociationId::parse(id).ok())
@@ -202,24 +216,22 @@ impl Ec2Api for Ec2Client {
 
     #[instrument(level = "debug", skip(self))]
     async fn disassociate_address(&self, association: &AssociationId) -> Result<(), AwsError> {
-        self.client
+        let request = self
+            .client
             .disassociate_address()
-            .association_id(association.as_str())
-            .send()
-            .await
-            .map_err(|e| sdk_error("ec2:DisassociateAddress", e))?;
+            .association_id(association.as_str());
+        send!("ec2:DisassociateAddress", request, Config)?;
         Ok(())
     }
 
     #[instrument(level = "debug", skip(self))]
     async fn create_tag(&self, resource: &str, key: &str, value: &str) -> Result<(), AwsError> {
-        self.client
+        let request = self
+            .client
             .create_tags()
             .resources(resource)
-            .tags(Tag::builder().key(key).value(value).build())
-            .send()
-            .await
-            .map_err(|e| sdk_error("ec2:CreateTags", e))?;
+            .tags(Tag::builder().key(key).value(value).build());
+        send!("ec2:CreateTags", request, Config)?;
         Ok(())
     }
 
@@ -234,13 +246,12 @@ impl Ec2Api for Ec2Client {
         if let Some(value) = value {
             tag = tag.value(value);
         }
-        self.client
+        let request = self
+            .client
             .delete_tags()
             .resources(resource)
-            .tags(tag.build())
-            .send()
-            .await
-            .map_err(|e| sdk_error("ec2:DeleteTags", e))?;
+            .tags(tag.build());
+        send!("ec2:DeleteTags", request, Config)?;
         Ok(())
     }
 }

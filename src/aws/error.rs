@@ -162,6 +162,12 @@ impl StdError for AwsError {
 #[derive(Debug)]
 pub struct Transient(pub AwsError);
 
+impl fmt::Display for Transient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 impl From<Transient> for AwsError {
     fn from(transient: Transient) -> Self {
         transient.0

@@ -67,15 +67,59 @@ pub trait AutoScalingApi: Send + Sync {
     ) -> impl Future<Output = Result<(), AwsError>> + Send;
 }
 
-/// Which network interfaces to list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EniFilter {
-    /// Attached to the instance.
-    AttachedTo(InstanceId),
-    /// Tagged `pinhook:holder` = the instance.
-    HeldBy(InstanceId),
-    /// Tagged `pinhook:pool` = the pool.
-    Pool(PoolName),
+/// Which network interfaces to list: every filter given must hold. EC2 applies them, so a read
+/// returns what it asks for, not the whole pool.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EniFilter {
+    /// Tagged `pinhook:pool` = this.
+    pub pool: Option<PoolName>,
+    /// Attached to this instance.
+    pub attached_to: Option<InstanceId>,
+    /// Tagged `pinhook:holder` = this instance.
+    pub held_by: Option<InstanceId>,
+    /// `available` (attached nowhere) only.
+    pub available: bool,
+    /// In this Availability Zone only.
+    pub zone: Option<String>,
+    /// At most about this many, the first pages: a read whose cost does not grow with the pool.
+    pub limit: Option<usize>,
+}
+
+impl EniFilter {
+    /// Every member of the pool.
+    pub fn pool(pool: &PoolName) -> Self {
+        Self {
+            pool: Some(pool.clone()),
+            ..Self::default()
+        }
+    }
+
+    /// Every interface attached to the instance.
+    pub fn attached_to(instance: &InstanceId) -> Self {
+        Self {
+            attached_to: Some(instance.clone()),
+            ..Self::default()
+        }
+    }
+
+    /// Whether an interface passes the filters (for a fake, or a second look).
+    pub fn matches(&self, eni: &Eni) -> bool {
+        use crate::model::PoolMember;
+        self.pool.as_ref().is_none_or(|p| eni.in_pool(p.as_str()))
+            && self
+                .attached_to
+                .as_ref()
+                .is_none_or(|i| eni.attachment_instance() == Some(i))
+            && self
+                .held_by
+                .as_ref()
+                .is_none_or(|i| eni.holder.as_deref() == Some(i.as_str()))
+            && (!self.available || eni.status.as_deref() == Some("available"))
+            && self
+                .zone
+                .as_ref()
+                .is_none_or(|z| eni.availability_zone.as_ref() == Some(z))
+    }
 }
 
 /// Which Elastic IPs to list.
@@ -85,6 +129,17 @@ pub enum AddressFilter {
     Pool(PoolName),
     /// Tagged `pinhook:holder` = the instance.
     HeldBy(InstanceId),
+}
+
+impl AddressFilter {
+    /// Whether an address passes the filter (for a fake).
+    pub fn matches(&self, address: &Address) -> bool {
+        use crate::model::PoolMember;
+        match self {
+            Self::Pool(pool) => address.in_pool(pool.as_str()),
+            Self::HeldBy(instance) => address.holder.as_deref() == Some(instance.as_str()),
+        }
+    }
 }
 
 /// What pinhook asks of EC2.

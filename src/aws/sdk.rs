@@ -8,6 +8,7 @@ use aws_config::{BehaviorVersion, SdkConfig};
 
 use super::AwsError;
 use crate::config::Settings;
+use crate::context::CallWindow;
 
 /// The longest any AWS call may take, all its attempts included. Each attempt is bounded by
 /// `PINHOOK_ATTEMPT_TIMEOUT_MS`, after which it is retried within the attempts allowed.
@@ -39,6 +40,49 @@ pub fn timeout_config(settings: &Settings) -> TimeoutConfig {
         .operation_timeout(OPERATION_TIMEOUT)
         .build()
 }
+
+/// The timeouts of a call made now, within the step's [`CallWindow`]: its operation (every
+/// attempt and backoff) ends by the window's end, and no attempt lasts longer than the window
+/// allows. `None` outside any window (the client's own timeouts apply); an error, without
+/// sending the call, when the window has no time left for even a short attempt.
+pub(super) fn window_timeouts(operation: &'static str) -> Result<Option<TimeoutConfig>, AwsError> {
+    /// Less than this is no time for an attempt: AWS answers in 50–150 ms.
+    const SHORTEST: Duration = Duration::from_millis(100);
+    let Some(window) = CallWindow::current() else {
+        return Ok(None);
+    };
+    let left = window.remaining();
+    if left < SHORTEST {
+        return Err(AwsError::transient(
+            operation,
+            "the function's deadline leaves no time for this call".into(),
+        ));
+    }
+    Ok(Some(
+        TimeoutConfig::builder()
+            .operation_attempt_timeout(window.attempt.min(left))
+            .operation_timeout(left.min(OPERATION_TIMEOUT))
+            .build(),
+    ))
+}
+
+/// Sends a fluent request, bounded by the step's call window, and converts its error.
+macro_rules! send {
+    ($operation:expr, $request:expr, $config:ty) => {{
+        match $crate::aws::sdk::window_timeouts($operation)? {
+            None => $request.send().await,
+            Some(timeouts) => {
+                $request
+                    .customize()
+                    .config_override(<$config>::default().timeout_config(timeouts))
+                    .send()
+                    .await
+            }
+        }
+        .map_err(|e| $crate::aws::sdk::sdk_error($operation, e))
+    }};
+}
+pub(super) use send;
 
 /// Turns an SDK error into an [`AwsError`], keeping AWS's code and message.
 pub(super) fn sdk_error<E>(

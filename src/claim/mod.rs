@@ -6,7 +6,6 @@
 //! caught up with the last conflict. It returns what it pinned: the caller records the lease
 //! and completes the action.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -15,7 +14,7 @@ use tracing::{info, warn};
 use crate::aws::{AutoScalingApi, AwsError, Ec2Api, ErrorKind};
 use crate::config::{PoolName, Takeover};
 use crate::context::Ctx;
-use crate::decide::{self, AfterPass, Exhaustion, HolderStates, Stale};
+use crate::decide::{self, AfterPass, Exhaustion, HolderStates, MayTakeOver, Stale, Wait};
 use crate::event::LifecycleAction;
 use crate::holders::holder_states;
 use crate::member::{Member, MemberKind, Ready, Refusal, Slot};
@@ -49,34 +48,6 @@ impl<'a> Subject<'a> {
     }
 }
 
-/// Until when a claim may go on, and the member a claim is under way for, so that a caller that
-/// cuts the claim short at its deadline can say where a late claim will land.
-#[derive(Debug)]
-pub struct Budget {
-    pub end: Instant,
-    in_flight: Mutex<Option<String>>,
-}
-
-impl Budget {
-    pub fn until(end: Instant) -> Self {
-        Self {
-            end,
-            in_flight: Mutex::new(None),
-        }
-    }
-
-    fn claiming(&self, member: Option<&str>) {
-        if let Ok(mut in_flight) = self.in_flight.lock() {
-            *in_flight = member.map(str::to_owned);
-        }
-    }
-
-    /// The member whose claim had not settled when the claim was cut short.
-    pub fn in_flight(&self) -> Option<String> {
-        self.in_flight.lock().ok().and_then(|m| m.clone())
-    }
-}
-
 /// What a claim starts from: one read of the pool, and of the instance's interfaces where the
 /// kind needs them. A launch makes these reads beside its check against Auto Scaling.
 #[derive(Debug, Clone)]
@@ -85,9 +56,12 @@ pub struct FirstReads<M> {
     pub interfaces: Vec<Eni>,
 }
 
-/// The first reads for a claim, concurrently.
-pub async fn first_reads<K: MemberKind>(kind: &K) -> Result<FirstReads<K::Member>, AwsError> {
-    let (members, interfaces) = tokio::join!(kind.list(), kind.interfaces());
+/// The first reads for a claim, concurrently; `zone` when it is known already.
+pub async fn first_reads<K: MemberKind>(
+    kind: &K,
+    zone: Option<&str>,
+) -> Result<FirstReads<K::Member>, AwsError> {
+    let (members, interfaces) = tokio::join!(kind.claim_reads(zone), kind.interfaces());
     Ok(FirstReads {
         members: members?,
         interfaces: interfaces?,
@@ -106,6 +80,9 @@ pub enum Claimed {
     NotPinned(String),
     /// The lifecycle action ended while the claim waited (completed elsewhere, timed out).
     ActionEnded(Stale),
+    /// Time or AWS ran out before a member was pinned or a failure confirmed: not a failure;
+    /// what is under way is left for a redelivery, which finds a claim that landed. Why.
+    Unfinished(String),
 }
 
 /// What a claim met on its way, for the caller's metrics and summary.
@@ -137,7 +114,8 @@ pub struct Request<'a> {
     pub zone: &'a str,
     /// Taken into account only for a kind whose members can be taken over.
     pub takeover: Takeover,
-    pub budget: &'a Budget,
+    /// Until when the claim may go on: the deadline less what its caller keeps back.
+    pub until: Instant,
 }
 
 /// Steps 2 to 4 of a launch: the member the instance already holds, or a claim of a free one.
@@ -153,10 +131,14 @@ pub async fn pin<A: AutoScalingApi, E: Ec2Api, K: MemberKind>(
         pool: kind.pool().clone(),
         kind,
         zone: request.zone,
-        takeover: K::CAN_TAKE_OVER.then_some(request.takeover),
-        budget: request.budget,
+        takeover: match K::CAN_TAKE_OVER {
+            true => MayTakeOver::Setting(request.takeover),
+            false => MayTakeOver::NotThisKind,
+        },
+        until: request.until,
         tally: Tally::default(),
         next_heartbeat: None,
+        heartbeats_refused: false,
         passes_contended: 0,
         last_conflict: None,
         running: false,
@@ -175,11 +157,12 @@ struct Engine<'a, A, E, K> {
     kind: K,
     pool: PoolName,
     zone: &'a str,
-    /// `None` for a kind whose members cannot be taken over.
-    takeover: Option<Takeover>,
-    budget: &'a Budget,
+    takeover: MayTakeOver,
+    until: Instant,
     tally: Tally,
     next_heartbeat: Option<Instant>,
+    /// AWS refused a heartbeat for a reason waiting does not change (a permission).
+    heartbeats_refused: bool,
     passes_contended: u32,
     last_conflict: Option<Instant>,
     /// EC2 has confirmed the instance runs.
@@ -225,11 +208,15 @@ impl<A: AutoScalingApi, E: Ec2Api, K: MemberKind> Engine<'_, A, E, K> {
                     None => lost = true,
                 }
             }
-            // No candidate won: decide on a fresh read of the pool.
-            members = self.kind.list().await?;
+            // No candidate won: decide on a fresh read of the pool, and of who holds what once
+            // nothing is free.
+            members = self.kind.claim_reads(Some(self.zone)).await?;
             let interfaces = self.kind.slot_interfaces();
             if let Some(won) = decide::held(&members, pool, instance, interfaces).cloned() {
                 return self.settle(&won, Some(CONCURRENT_WIN.into())).await;
+            }
+            if decide::candidates(&members, pool, self.zone, instance).is_empty() {
+                members = self.kind.all(Some(self.zone)).await?;
             }
             let holdings = decide::holdings(&members, pool, self.zone);
             let holders = decide::holders_to_check(&holdings);
@@ -240,7 +227,7 @@ impl<A: AutoScalingApi, E: Ec2Api, K: MemberKind> Engine<'_, A, E, K> {
                 Exhaustion::AllHeld { .. } | Exhaustion::Releasing { .. }
             );
             // Losing a race for a free member never leads to a takeover.
-            if all_held && self.takeover == Some(Takeover::Allowed) {
+            if all_held && self.takeover == MayTakeOver::Setting(Takeover::Allowed) {
                 if let Some(end) = self.take_over(&members, &states).await? {
                     return Ok(end);
                 }
@@ -259,7 +246,6 @@ impl<A: AutoScalingApi, E: Ec2Api, K: MemberKind> Engine<'_, A, E, K> {
         takeover_from: Option<&InstanceId>,
     ) -> Result<Option<Claimed>, AwsError> {
         loop {
-            self.budget.claiming(Some(candidate.member_id()));
             let err = match self.kind.claim(candidate).await {
                 Ok(()) => {
                     let note = takeover_from.map(|holder| {
@@ -268,9 +254,15 @@ impl<A: AutoScalingApi, E: Ec2Api, K: MemberKind> Engine<'_, A, E, K> {
                     });
                     return self.settle(candidate, note).await.map(Some);
                 }
+                Err(err) if err.is_transient() => {
+                    // The claim may have landed all the same: a redelivery's first read finds it.
+                    return Ok(Some(Claimed::Unfinished(format!(
+                        "claiming {}: {err}",
+                        candidate.member_id()
+                    ))));
+                }
                 Err(err) => err,
             };
-            self.budget.claiming(None);
             match self.kind.refusal(&err) {
                 Refusal::Taken => {
                     self.tally.conflicts += 1;
@@ -298,18 +290,22 @@ impl<A: AutoScalingApi, E: Ec2Api, K: MemberKind> Engine<'_, A, E, K> {
         }
     }
 
-    /// Waits until a claimed member has taken effect; rolls back one that never does.
+    /// Waits until a claimed member has taken effect; rolls back one that never does. One
+    /// still settling when the deadline comes is left in place, for a redelivery to find.
     async fn settle(
         &mut self,
         member: &K::Member,
         note: Option<String>,
     ) -> Result<Claimed, AwsError> {
-        self.budget.claiming(Some(member.member_id()));
         match self.kind.settle(member, self.wait_limit()).await? {
             Ok(member) => Ok(Claimed::Pinned { member, note }),
+            Err(reason) if Instant::now() + self.ctx.settings.poll_interval > self.until => {
+                Ok(Claimed::Unfinished(format!(
+                    "{reason}, and the function's deadline came before it settled"
+                )))
+            }
             Err(reason) => {
                 self.kind.roll_back(member).await;
-                self.budget.claiming(None);
                 Ok(Claimed::NotPinned(reason))
             }
         }
@@ -342,9 +338,14 @@ impl<A: AutoScalingApi, E: Ec2Api, K: MemberKind> Engine<'_, A, E, K> {
     async fn fail(&mut self, mut reason: String) -> Result<Claimed, AwsError> {
         if let Some(conflict) = self.last_conflict.take() {
             let converged = conflict + self.ctx.settings.consistency_window;
+            if converged > self.until {
+                return Ok(Claimed::Unfinished(format!(
+                    "{reason}; the function's deadline comes before EC2's reads can have caught up with the last conflict"
+                )));
+            }
             if Instant::now() < converged {
                 info!(%reason, "looking again once EC2's reads can have caught up, before giving up");
-                tokio::time::sleep_until(converged.min(self.budget.end)).await;
+                tokio::time::sleep_until(converged).await;
             }
             match self.kind.slot().await? {
                 Slot::Pool(member) => {
@@ -365,7 +366,11 @@ impl<A: AutoScalingApi, E: Ec2Api, K: MemberKind> Engine<'_, A, E, K> {
         }
         let poll = self.ctx.settings.poll_interval;
         // Only a launch waits: the sweep has no action to keep alive, and comes back.
-        let can_wait = self.subject.action.is_some() && Instant::now() + poll < self.budget.end;
+        let wait = match (self.subject.action, Instant::now() + poll < self.until) {
+            (None, _) => Wait::NoAction,
+            (Some(_), true) => Wait::ForRelease,
+            (Some(_), false) => Wait::NoTimeLeft,
+        };
         let zone = K::ZONAL.then_some(self.zone);
         match decide::after_pass(
             exhaustion,
@@ -373,7 +378,7 @@ impl<A: AutoScalingApi, E: Ec2Api, K: MemberKind> Engine<'_, A, E, K> {
             zone,
             self.passes_contended,
             self.takeover,
-            can_wait,
+            wait,
         ) {
             AfterPass::ClaimAgain => {
                 // After a short random pause, so the claimers fall out of step.
@@ -396,6 +401,7 @@ impl<A: AutoScalingApi, E: Ec2Api, K: MemberKind> Engine<'_, A, E, K> {
                 }
                 Ok(Some(end))
             }
+            AfterPass::OutOfTime(reason) => Ok(Some(Claimed::Unfinished(reason))),
         }
     }
 
@@ -465,8 +471,8 @@ impl<A: AutoScalingApi, E: Ec2Api, K: MemberKind> Engine<'_, A, E, K> {
         let poll = self.ctx.settings.poll_interval;
         let started = Instant::now();
         loop {
-            if Instant::now() + poll > self.budget.end {
-                return Ok(Some(Claimed::NotPinned(format!(
+            if Instant::now() + poll > self.until {
+                return Ok(Some(Claimed::Unfinished(format!(
                     "{instance} was still not running when the function's deadline came ({refusal})"
                 ))));
             }
@@ -506,6 +512,9 @@ impl<A: AutoScalingApi, E: Ec2Api, K: MemberKind> Engine<'_, A, E, K> {
     /// ending when the action ended meanwhile.
     async fn heartbeat(&mut self, at_once: bool, why: &str) -> Option<Claimed> {
         let action = self.subject.action?;
+        if self.heartbeats_refused {
+            return None;
+        }
         let interval = self.ctx.settings.heartbeat_interval;
         let due = *self.next_heartbeat.get_or_insert_with(|| match at_once {
             true => Instant::now(),
@@ -522,6 +531,12 @@ impl<A: AutoScalingApi, E: Ec2Api, K: MemberKind> Engine<'_, A, E, K> {
                     "the lifecycle action ended while {why}"
                 ))));
             }
+            // A permission missing stays missing: say so once, and wait on without.
+            Err(err) if err.is(ErrorKind::AccessDenied) => {
+                warn!(error = %err, "lifecycle heartbeats are refused; waiting on without them");
+                self.heartbeats_refused = true;
+            }
+            // Throttling and the like pass: the next heartbeat is due soon.
             Err(err) => warn!(error = %err, "lifecycle heartbeat failed; waiting on"),
         }
         self.next_heartbeat = Some(Instant::now() + interval);
@@ -530,7 +545,7 @@ impl<A: AutoScalingApi, E: Ec2Api, K: MemberKind> Engine<'_, A, E, K> {
 
     /// Until when a wait for AWS may last: the attach timeout, within the budget.
     fn wait_limit(&self) -> Instant {
-        (Instant::now() + self.ctx.settings.attach_timeout).min(self.budget.end)
+        (Instant::now() + self.ctx.settings.attach_timeout).min(self.until)
     }
 }
 

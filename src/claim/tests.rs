@@ -85,7 +85,15 @@ impl MemberKind for Scripted<'_> {
         self.instance
     }
 
-    async fn list(&self) -> Result<Vec<Eni>, AwsError> {
+    async fn claim_reads(&self, _zone: Option<&str>) -> Result<Vec<Eni>, AwsError> {
+        self.all(None).await
+    }
+
+    async fn held(&self) -> Result<Vec<Eni>, AwsError> {
+        self.all(None).await
+    }
+
+    async fn all(&self, _zone: Option<&str>) -> Result<Vec<Eni>, AwsError> {
         let mut script = self.script.lock().unwrap();
         script.reads_made += 1;
         let read = match script.reads.len() {
@@ -321,8 +329,7 @@ async fn claim(
         settings: &settings,
     };
     let kind = Scripted::new(instance, script);
-    let first = first_reads(&kind).await.unwrap();
-    let budget = Budget::until(Instant::now() + Duration::from_secs(60));
+    let first = first_reads(&kind, None).await.unwrap();
     let request = Request {
         subject: Subject {
             group: "g",
@@ -331,7 +338,7 @@ async fn claim(
         },
         zone: "az-a",
         takeover,
-        budget: &budget,
+        until: Instant::now() + Duration::from_secs(60),
     };
     pin(ctx, request, kind, first).await.unwrap()
 }

@@ -184,30 +184,51 @@ pub enum AfterPass {
     /// Nothing can be pinned now: why. The claim looks once more at the instance before it
     /// settles on this (a concurrent delivery may have pinned it meanwhile).
     GiveUp(String),
+    /// Every holder is leaving, but the function's time is up before a release: not a
+    /// failure, the claim is left for a redelivery.
+    OutOfTime(String),
+}
+
+/// Whether a claim may wait for a leaving holder's release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// A launch, with time left: it waits, keeping its lifecycle action alive.
+    ForRelease,
+    /// A launch whose deadline leaves no time for another look.
+    NoTimeLeft,
+    /// The sweep: no lifecycle action to keep alive; it comes back at its next run.
+    NoAction,
+}
+
+/// The takeover a claim may make: none for a kind whose members cannot be taken over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MayTakeOver {
+    NotThisKind,
+    Setting(Takeover),
 }
 
 /// Decides what follows a lost pass. `passes_contended` counts the passes lost to concurrent
-/// claims so far (this one included); `takeover` is `None` for a kind whose members cannot be
-/// taken over; `can_wait` when the claim has a lifecycle action to keep alive and time left to
-/// wait for a release.
+/// claims so far (this one included).
 pub fn after_pass(
     exhaustion: &Exhaustion,
     pool: &PoolName,
     zone: Option<&str>,
     passes_contended: u32,
-    takeover: Option<Takeover>,
-    can_wait: bool,
+    takeover: MayTakeOver,
+    wait: Wait,
 ) -> AfterPass {
     let scope = zone.map(|z| format!(" in {z}")).unwrap_or_default();
     let reason = match exhaustion {
         Exhaustion::NoMember => format!("pool {pool:?} has no member{scope}"),
         Exhaustion::AllHeld { held } => {
             let why = match takeover {
-                Some(Takeover::Allowed) => {
+                MayTakeOver::Setting(Takeover::Allowed) => {
                     ", and no holder may be taken over (each is a healthy member in service or launching, in another group, or not confirmed gone)"
                 }
-                Some(Takeover::Off) => " (set \"takeover\": true for single-instance HA)",
-                None => "",
+                MayTakeOver::Setting(Takeover::Off) => {
+                    " (set \"takeover\": true for single-instance HA)"
+                }
+                MayTakeOver::NotThisKind => "",
             };
             format!("pool {pool:?} is exhausted{scope}: all {held} members are held{why}")
         }
@@ -222,10 +243,19 @@ pub fn after_pass(
                 "lost every claim on pool {pool:?}{scope} {limit} times in a row, with {free} members still listed as free"
             ));
         }
-        Exhaustion::Releasing { .. } if can_wait => return AfterPass::WaitForRelease,
-        Exhaustion::Releasing { held } => format!(
-            "all {held} members of pool {pool:?}{scope} are held by leaving instances, and none was released before the function's deadline"
-        ),
+        Exhaustion::Releasing { held } => {
+            let why =
+                format!("all {held} members of pool {pool:?}{scope} are held by leaving instances");
+            return match wait {
+                Wait::ForRelease => AfterPass::WaitForRelease,
+                Wait::NoTimeLeft => AfterPass::OutOfTime(format!(
+                    "{why}, and none was released before the function's deadline"
+                )),
+                Wait::NoAction => AfterPass::GiveUp(format!(
+                    "{why}; the next sweep comes back once one is released"
+                )),
+            };
+        }
     };
     AfterPass::GiveUp(reason)
 }
@@ -454,13 +484,20 @@ mod tests {
         };
         for pass in 1..=8 {
             assert_eq!(
-                after_pass(&contended, &pool(), Some("az-a"), pass, None, true),
+                after_pass(
+                    &contended,
+                    &pool(),
+                    Some("az-a"),
+                    pass,
+                    ENI,
+                    Wait::ForRelease
+                ),
                 AfterPass::ClaimAgain,
                 "pass {pass}"
             );
         }
         let AfterPass::GiveUp(reason) =
-            after_pass(&contended, &pool(), Some("az-a"), 9, None, true)
+            after_pass(&contended, &pool(), Some("az-a"), 9, ENI, Wait::ForRelease)
         else {
             panic!("a pool of 3 beat one claimer 9 times");
         };
@@ -471,15 +508,21 @@ mod tests {
     }
 
     #[test]
-    fn a_pool_held_by_leaving_instances_is_waited_for_only_with_an_action_and_time() {
+    fn a_pool_held_by_leaving_instances_is_waited_for_by_a_launch_with_time_left_only() {
         let releasing = Exhaustion::Releasing { held: 2 };
-        assert_eq!(
-            after_pass(&releasing, &pool(), None, 0, None, true),
-            AfterPass::WaitForRelease
+        let after = |wait| after_pass(&releasing, &pool(), None, 0, ENI, wait);
+        assert_eq!(after(Wait::ForRelease), AfterPass::WaitForRelease);
+        // out of time is not a failure: the launch is left for a redelivery
+        let AfterPass::OutOfTime(reason) = after(Wait::NoTimeLeft) else {
+            panic!("a launch out of time gave up");
+        };
+        assert!(
+            reason.contains("before the function's deadline"),
+            "{reason}"
         );
-        let AfterPass::GiveUp(reason) = after_pass(&releasing, &pool(), None, 0, None, false)
-        else {
-            panic!("waited without an action to keep alive");
+        // the sweep gives up, and comes back
+        let AfterPass::GiveUp(reason) = after(Wait::NoAction) else {
+            panic!("the sweep waited without an action to keep alive");
         };
         assert!(reason.contains("held by leaving instances"), "{reason}");
     }
@@ -487,21 +530,35 @@ mod tests {
     #[test]
     fn an_exhausted_pool_says_why_and_how_takeover_would_change_it() {
         let all_held = Exhaustion::AllHeld { held: 2 };
-        let reason =
-            |takeover| match after_pass(&all_held, &pool(), Some("az-b"), 0, takeover, true) {
-                AfterPass::GiveUp(reason) => reason,
-                other => panic!("{other:?}"),
-            };
-        assert!(
-            reason(None).ends_with("all 2 members are held"),
-            "{}",
-            reason(None)
-        );
-        assert!(reason(Some(Takeover::Off)).contains("set \"takeover\": true"));
-        assert!(reason(Some(Takeover::Allowed)).contains("no holder may be taken over"));
+        let reason = |takeover| match after_pass(
+            &all_held,
+            &pool(),
+            Some("az-b"),
+            0,
+            takeover,
+            Wait::ForRelease,
+        ) {
+            AfterPass::GiveUp(reason) => reason,
+            other => panic!("{other:?}"),
+        };
+        let plain = reason(ENI);
+        assert!(plain.ends_with("all 2 members are held"), "{plain}");
+        let off = reason(MayTakeOver::Setting(Takeover::Off));
+        assert!(off.contains("set \"takeover\": true"), "{off}");
+        let allowed = reason(MayTakeOver::Setting(Takeover::Allowed));
+        assert!(allowed.contains("no holder may be taken over"), "{allowed}");
         assert_eq!(
-            after_pass(&Exhaustion::NoMember, &pool(), Some("az-b"), 0, None, true),
+            after_pass(
+                &Exhaustion::NoMember,
+                &pool(),
+                Some("az-b"),
+                0,
+                ENI,
+                Wait::ForRelease
+            ),
             AfterPass::GiveUp("pool \"lic\" has no member in az-b".into())
         );
     }
+
+    const ENI: MayTakeOver = MayTakeOver::NotThisKind;
 }

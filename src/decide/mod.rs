@@ -10,8 +10,8 @@ mod takeover;
 
 pub use self::check::{Checked, Stale, check, failure_result, waiting_for};
 pub use self::claim::{
-    AfterPass, Exhaustion, Holding, after_pass, candidates, exhaustion, held, holders_to_check,
-    holdings, interface_at,
+    AfterPass, Exhaustion, Holding, MayTakeOver, Wait, after_pass, candidates, exhaustion, held,
+    holders_to_check, holdings, interface_at,
 };
 pub use self::release::{Release, releases};
 pub use self::takeover::{HolderStates, takeover_victims, unknown_to};

@@ -1,7 +1,7 @@
 //! A launch, top to bottom: check the event against Auto Scaling, claim a member through the
-//! claim engine, record the lease, and complete the action once.
-
-use std::future::Future;
+//! claim engine, record the lease, and complete the action once. Running out of time, or
+//! AWS's errors running out the time, is not a failure: the action is then left pending for a
+//! redelivery, which finds what this one claimed.
 
 use tokio::time::Instant;
 use tracing::{Span, error, info, warn};
@@ -9,10 +9,10 @@ use tracing::{Span, error, info, warn};
 use super::check;
 use super::lease;
 use super::outcome::{Ending, Handled, Story};
-use crate::aws::{AutoScalingApi, AwsError, Ec2Api, SplitTransient, Transient};
-use crate::claim::{self, Budget, ClaimReport, Claimed, Request, Subject};
+use crate::aws::{AutoScalingApi, AwsError, Ec2Api, SplitTransient};
+use crate::claim::{self, ClaimReport, Claimed, Request, Subject};
 use crate::config::{HookConfig, Pin, Takeover, Unusable};
-use crate::context::{Ctx, Deadline};
+use crate::context::{CallWindow, Ctx, Deadline};
 use crate::decide::{Checked, Stale};
 use crate::event::LifecycleAction;
 use crate::member::{Binding, EipKind, EniKind, MemberKind};
@@ -53,25 +53,28 @@ async fn launch_with<A: AutoScalingApi, E: Ec2Api, K: MemberKind>(
     let started = Instant::now();
     let action_ref = action.action_ref();
     let mut story = Story::of(action, Some(&config.pool));
-    let budget = Budget::until(deadline.keeping(ctx.settings.completion_reserve));
+    // Every AWS call of the launch ends before the completion's reserve.
+    let until = deadline.keeping(ctx.settings.completion_reserve);
+    let window = CallWindow {
+        end: until,
+        attempt: ctx.settings.attempt_timeout,
+    };
     let failed = |reason: String| Ending::Failed {
         result: config.on_failure,
         reason,
     };
 
     // 1. Check the event against Auto Scaling, reading the pool meanwhile.
-    let reads = async { tokio::join!(check::converged(ctx, action), claim::first_reads(&kind)) };
-    let (checked, first) = match within(&budget, reads).await {
-        Some(reads) => reads,
-        None => {
-            return story
-                .end(ctx, &action_ref, deadline, out_of_time(&budget, config))
-                .await;
-        }
+    let reads = async {
+        tokio::join!(
+            check::converged(ctx, action),
+            claim::first_reads(&kind, None)
+        )
     };
+    let (checked, first) = window.bound(Box::pin(reads)).await;
     let checked = match checked {
         Ok(checked) => checked,
-        Err(err) => return fail_on(err, story, ctx, &action_ref, deadline, config).await,
+        Err(err) => return ended_by(err, story, ctx, &action_ref, deadline, config).await,
     };
     let zone = match checked {
         Checked::Pin { availability_zone } => availability_zone,
@@ -95,7 +98,7 @@ async fn launch_with<A: AutoScalingApi, E: Ec2Api, K: MemberKind>(
     story.in_zone(&zone);
     let first = match first {
         Ok(first) => first,
-        Err(err) => return fail_on(err, story, ctx, &action_ref, deadline, config).await,
+        Err(err) => return ended_by(err, story, ctx, &action_ref, deadline, config).await,
     };
 
     // 2–4. Claim a member through the claim engine.
@@ -103,16 +106,12 @@ async fn launch_with<A: AutoScalingApi, E: Ec2Api, K: MemberKind>(
         subject: Subject::of(action),
         zone: &zone,
         takeover,
-        budget: &budget,
+        until,
     };
-    let report = match within(&budget, claim::pin(ctx, request, kind, first)).await {
-        Some(Ok(report)) => report,
-        Some(Err(err)) => return fail_on(err, story, ctx, &action_ref, deadline, config).await,
-        None => {
-            return story
-                .end(ctx, &action_ref, deadline, out_of_time(&budget, config))
-                .await;
-        }
+    let claiming = Box::pin(claim::pin(ctx, request, kind, first));
+    let report = match window.bound(claiming).await {
+        Ok(report) => report,
+        Err(err) => return ended_by(err, story, ctx, &action_ref, deadline, config).await,
     };
     let ClaimReport { claimed, tally } = report;
     story
@@ -140,18 +139,27 @@ async fn launch_with<A: AutoScalingApi, E: Ec2Api, K: MemberKind>(
                 .end(ctx, &action_ref, deadline, Ending::Stale(stale))
                 .await;
         }
+        Claimed::Unfinished(reason) => {
+            return story
+                .leave_pending(ctx, &action_ref, deadline, reason)
+                .await;
+        }
     };
     Span::current().record("member", member.id.as_str());
 
     // 5. Record the lease.
     let lease = lease::record(ctx.ec2, &member.id, &action.instance, K::INSTANCE_TAG);
-    let lease_note = match within(&budget, lease).await {
-        Some(Ok(note)) => note,
-        Some(Err(err)) => return story.retry(Transient(err)),
-        None => Some(format!(
-            "pinned {}, but the function's deadline came before the lease tags were written",
-            member.id
-        )),
+    let lease_note = match window.bound(lease).await {
+        Ok(note) => note,
+        Err(transient) => {
+            let reason = format!(
+                "pinned {}, but the lease tags wait: {}",
+                member.id, transient.0
+            );
+            return story
+                .leave_pending(ctx, &action_ref, deadline, reason)
+                .await;
+        }
     };
 
     // 6. Complete with CONTINUE.
@@ -201,57 +209,45 @@ pub(super) async fn refuse<A: AutoScalingApi, E>(
     error!(error = %unusable.error, "bad hook metadata");
     let action_ref = action.action_ref();
     let story = Story::of(action, unusable.pool.as_ref());
-    let checked = match check::converged(ctx, action).await.split_transient() {
-        Err(transient) => return story.retry(transient),
-        Ok(Ok(checked)) => checked,
-        // Unchecked: harmless, because Auto Scaling refuses a token that is not active.
-        Ok(Err(err)) => {
-            error!(error = %err, "could not check the instance with Auto Scaling; completing unchecked");
-            Checked::Pin {
-                availability_zone: String::new(),
-            }
-        }
+    let window = CallWindow {
+        end: deadline.keeping(ctx.settings.completion_reserve),
+        attempt: ctx.settings.attempt_timeout,
     };
-    let ending = match checked {
-        Checked::Stale(stale) => Ending::Stale(stale),
+    let failed = Ending::Failed {
+        result: unusable.on_failure,
+        reason: unusable.error.to_string(),
+    };
+    let ending = match window
+        .bound(check::converged(ctx, action))
+        .await
+        .split_transient()
+    {
+        Err(transient) => {
+            let reason = format!("the check could not be made: {}", transient.0);
+            return story
+                .leave_pending(ctx, &action_ref, deadline, reason)
+                .await;
+        }
+        Ok(Ok(Checked::Stale(stale))) => Ending::Stale(stale),
         // Nothing is pinned in the warm pool, so the metadata does not matter yet.
-        Checked::EnterWarmPool => Ending::Done(format!(
+        Ok(Ok(Checked::EnterWarmPool)) => Ending::Done(format!(
             "launching into the warm pool; the hook metadata must be fixed before it leaves: {}",
             unusable.error
         )),
-        Checked::Pin { .. } | Checked::Release { .. } | Checked::Behind(_) => Ending::Failed {
-            result: unusable.on_failure,
-            reason: unusable.error.to_string(),
-        },
+        Ok(Ok(Checked::Pin { .. } | Checked::Release { .. } | Checked::Behind(_))) => failed,
+        // Unchecked: harmless, because Auto Scaling refuses a token that is not active.
+        Ok(Err(err)) => {
+            error!(error = %err, "could not check the instance with Auto Scaling; completing unchecked");
+            failed
+        }
     };
     story.end(ctx, &action_ref, deadline, ending).await
 }
 
-/// Runs a step of the launch until the budget's end: `None` when the end came first. Whatever
-/// was under way is dropped.
-async fn within<T>(budget: &Budget, step: impl Future<Output = T>) -> Option<T> {
-    tokio::time::timeout_at(budget.end, step).await.ok()
-}
-
-/// The launch ran out of time: a claim sent but not settled may still land, and the member then
-/// stays with the instance without lease tags, where its release (or the sweep) finds it.
-fn out_of_time(budget: &Budget, config: &HookConfig) -> Ending {
-    let reason = match budget.in_flight() {
-        Some(member) => format!(
-            "the function's deadline came while claiming {member}; if that claim lands after all, {member} stays with the instance without lease tags, where its release finds it"
-        ),
-        None => "the function's deadline came before a member could be pinned".into(),
-    };
-    warn!(%reason, "nothing pinned");
-    Ending::Failed {
-        result: config.on_failure,
-        reason,
-    }
-}
-
-/// An AWS error ends the launch: a transient one is returned for redelivery, nothing completed;
-/// any other is completed with the failure outcome, naming the error (and a missing permission).
-async fn fail_on<A: AutoScalingApi, E>(
+/// An AWS error ends the launch: a transient one leaves the action pending for a redelivery
+/// (it is no reason to give up); any other is completed with the failure outcome, naming the
+/// error (and a missing permission).
+async fn ended_by<A: AutoScalingApi, E>(
     err: AwsError,
     story: Story,
     ctx: Ctx<'_, A, E>,
@@ -259,13 +255,19 @@ async fn fail_on<A: AutoScalingApi, E>(
     deadline: Deadline,
     config: &HookConfig,
 ) -> Handled {
-    if err.is_transient() {
-        return story.retry(Transient(err));
+    match Err::<(), _>(err).split_transient() {
+        Err(transient) => {
+            let reason = transient.0.to_string();
+            story.leave_pending(ctx, action, deadline, reason).await
+        }
+        Ok(result) => {
+            let reason = result.err().map(|e| e.to_string()).unwrap_or_default();
+            error!(%reason, on_failure = %config.on_failure, "nothing pinned");
+            let ending = Ending::Failed {
+                result: config.on_failure,
+                reason,
+            };
+            story.end(ctx, action, deadline, ending).await
+        }
     }
-    error!(error = %err, on_failure = %config.on_failure, "nothing pinned");
-    let ending = Ending::Failed {
-        result: config.on_failure,
-        reason: err.to_string(),
-    };
-    story.end(ctx, action, deadline, ending).await
 }

@@ -4,7 +4,7 @@
 
 use tracing::error;
 
-use crate::aws::{AwsError, Ec2Api, SplitTransient};
+use crate::aws::{Ec2Api, SplitTransient, Transient};
 use crate::config::HOLDER_TAG;
 use crate::model::InstanceId;
 
@@ -15,7 +15,7 @@ pub(crate) async fn record<E: Ec2Api>(
     member: &str,
     instance: &InstanceId,
     instance_tag: &str,
-) -> Result<Option<String>, AwsError> {
+) -> Result<Option<String>, Transient> {
     let (holder, lease) = tokio::join!(
         ec2.create_tag(member, HOLDER_TAG, instance.as_str()),
         ec2.create_tag(instance.as_str(), instance_tag, member),

@@ -178,13 +178,16 @@ async fn act<A: AutoScalingApi, E: Ec2Api>(
     }
     match (&hook, action.transition) {
         (HookMetadata::Foreign(why), _) => foreign(&action_ref, Some(action.transition), why),
+        // Boxed: the SDK's futures nest deeply, and this keeps each task's stack small.
         (HookMetadata::Pinhook(config), Transition::Launch) => {
-            launch::launch(ctx, action, config, deadline).await
+            Box::pin(launch::launch(ctx, action, config, deadline)).await
         }
         (HookMetadata::Unusable(unusable), Transition::Launch) => {
-            launch::refuse(ctx, action, unusable, deadline).await
+            Box::pin(launch::refuse(ctx, action, unusable, deadline)).await
         }
-        (_, Transition::Terminate) => release::terminate(ctx, action, &hook, deadline).await,
+        (_, Transition::Terminate) => {
+            Box::pin(release::terminate(ctx, action, &hook, deadline)).await
+        }
     }
 }
 

@@ -3,12 +3,12 @@
 //! returned to Lambda.
 
 use serde::Serialize;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use super::sweep::SweepReport;
 use crate::aws::{AutoScalingApi, AwsError, ErrorKind, Transient};
 use crate::config::PoolName;
-use crate::context::{Ctx, Deadline};
+use crate::context::{CallWindow, Ctx, Deadline};
 use crate::decide::Stale;
 use crate::event::LifecycleAction;
 use crate::metrics::{self, Metrics};
@@ -123,6 +123,13 @@ pub enum HandlerError {
     )]
     Transient(#[source] AwsError),
     #[error(
+        "the lifecycle action of {instance} is left pending (kept alive) for a redelivery to finish the job: {reason}"
+    )]
+    Unfinished {
+        instance: InstanceId,
+        reason: String,
+    },
+    #[error(
         "could not complete the lifecycle action for instance {instance} with {result}: {source}"
     )]
     Complete {
@@ -207,6 +214,36 @@ impl Story {
         }
     }
 
+    /// Time or AWS's errors ran out before the job was done or a failure confirmed, which is
+    /// not a failure: nothing is completed. The action is kept alive with a heartbeat while
+    /// the deadline leaves time for one, counted, and an error returned, so that the redelivery
+    /// (Lambda's retries, the queue's) carries on from what AWS now holds.
+    pub async fn leave_pending<A: AutoScalingApi, E>(
+        mut self,
+        ctx: Ctx<'_, A, E>,
+        action: &ActionRef,
+        deadline: Deadline,
+        reason: String,
+    ) -> Handled {
+        self.metrics.add(metrics::LEFT_PENDING, 1.0);
+        warn!(%reason, "leaving the lifecycle action pending for a redelivery");
+        let window = CallWindow {
+            end: deadline.instant(),
+            attempt: ctx.settings.attempt_timeout,
+        };
+        match window.bound(ctx.asg.record_heartbeat(action)).await {
+            Ok(()) => info!("lifecycle heartbeat sent: the action waits for the redelivery"),
+            Err(err) => warn!(error = %err, "could not send a lifecycle heartbeat"),
+        }
+        Handled {
+            result: Err(HandlerError::Unfinished {
+                instance: action.instance.clone(),
+                reason,
+            }),
+            metrics: vec![self.metrics],
+        }
+    }
+
     /// Ends pinhook's handling of the action: its one `CompleteLifecycleAction`, bounded by
     /// Lambda's deadline (past it, the runtime would end the invocation anyway, and an error
     /// lets the event be delivered again), or nothing for a stale event.
@@ -256,9 +293,13 @@ async fn complete<A: AutoScalingApi, E>(
     deadline: Deadline,
     result: LifecycleResult,
 ) -> Result<Completion, HandlerError> {
+    let window = CallWindow {
+        end: deadline.instant(),
+        attempt: ctx.settings.attempt_timeout,
+    };
     let completion = tokio::time::timeout(
         deadline.remaining(),
-        ctx.asg.complete_lifecycle_action(action, result),
+        window.bound(ctx.asg.complete_lifecycle_action(action, result)),
     )
     .await
     .unwrap_or_else(|_| {

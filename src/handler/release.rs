@@ -12,20 +12,25 @@ use super::check;
 use super::outcome::{Ending, Handled, Story};
 use crate::aws::{AutoScalingApi, AwsError, Ec2Api, SplitTransient, Transient};
 use crate::config::{DeviceIndex, HOLDER_TAG, HookMetadata, Pin, PoolName};
-use crate::context::{Ctx, Deadline};
+use crate::context::{CallWindow, Ctx, Deadline};
 use crate::decide::{self, Checked, Release, Stale};
 use crate::event::LifecycleAction;
 use crate::member::{Binding, EipKind, EniKind, MemberKind};
 use crate::metrics;
-use crate::model::{Location, PoolMember};
+use crate::model::{InstanceId, Location, PoolMember};
+use futures_util::future::join_all;
 
-/// What the releases of one instance did.
+/// What the releases of one instance did, and the bookkeeping left to do.
 #[derive(Debug, Default)]
 pub(crate) struct Released {
     members: Vec<String>,
     failures: Vec<String>,
     /// The instance's Availability Zone, when Auto Scaling said.
     zone: Option<String>,
+    /// Members whose holder tag still names the instance, to clear.
+    holder_tags: Vec<String>,
+    /// The instance's own lease tags to clear (it returns to the warm pool, keeping its tags).
+    lease_tags: Vec<&'static str>,
 }
 
 impl Released {
@@ -79,10 +84,23 @@ pub(super) async fn terminate<A: AutoScalingApi, E: Ec2Api>(
     let pool = hook.pool();
     let mut story = Story::of(action, pool);
     let until = deadline.keeping(ctx.settings.completion_reserve);
-    let releasing = release(ctx, action, pool, pin, until);
-    let ending = match tokio::time::timeout_at(until, releasing).await {
-        Ok(Err(transient)) => return story.retry(transient),
-        Ok(Ok(Err(stale))) => Ending::Stale(stale),
+    let window = CallWindow {
+        end: until,
+        attempt: ctx.settings.attempt_timeout,
+    };
+    let releasing = window.bound(release(ctx, action, pool, pin, until));
+    let (ending, released) = match tokio::time::timeout_at(until, releasing).await {
+        // Termination is never blocked: what AWS's errors kept unfinished is completed all the
+        // same, counted, and left to the instance's termination (which frees what it holds)
+        // and the sweep (which clears the tags).
+        Ok(Err(transient)) => {
+            story.metrics.add(metrics::RELEASE_FAILED, 1.0);
+            let reason = format!(
+                "release unfinished ({transient}); the termination frees what the instance holds, and the sweep clears its tags"
+            );
+            (Ending::Done(reason), None)
+        }
+        Ok(Ok(Err(stale))) => (Ending::Stale(stale), None),
         Ok(Ok(Ok(released))) => {
             if let Some(zone) = &released.zone {
                 story.in_zone(zone);
@@ -102,15 +120,64 @@ pub(super) async fn terminate<A: AutoScalingApi, E: Ec2Api>(
                 }
                 (None, _) => "nothing released".into(),
             };
-            Ending::Done(reason)
+            (Ending::Done(reason), Some(released))
         }
         Err(_) => {
             story.metrics.add(metrics::RELEASE_FAILED, 1.0);
             warn!("the release did not finish before the function's deadline");
-            Ending::Done("the release did not finish before the function's deadline; what is left is found again by the instance's release or the sweep".into())
+            let reason = "release unfinished: the function's deadline came first; the termination frees what the instance holds, and the sweep clears its tags".into();
+            (Ending::Done(reason), None)
         }
     };
-    story.end(ctx, &action.action_ref(), deadline, ending).await
+    // The tags only record the lease: cleared beside the completion, in its round trip. The
+    // holder tag is removed only while it still names this instance, so a new holder's stays.
+    let clearing = async {
+        match &released {
+            Some(released) => {
+                window
+                    .bound(clear_tags(ctx, &action.instance, released))
+                    .await
+            }
+            None => Vec::new(),
+        }
+    };
+    let action_ref = action.action_ref();
+    let (mut handled, tag_failures) =
+        tokio::join!(story.end(ctx, &action_ref, deadline, ending), clearing);
+    if let Some(metrics) = handled.metrics.first_mut() {
+        metrics.add(metrics::RELEASE_FAILED, tag_failures.len() as f64);
+    }
+    handled
+}
+
+/// Clears the holder tags that still name the instance, and its lease tags where it keeps them,
+/// concurrently; what could not be cleared, logged (the sweep clears it later).
+async fn clear_tags<A, E: Ec2Api>(
+    ctx: Ctx<'_, A, E>,
+    instance: &InstanceId,
+    released: &Released,
+) -> Vec<String> {
+    let holders = released.holder_tags.iter().map(|member| async move {
+        let cleared = ctx
+            .ec2
+            .delete_tag(member, HOLDER_TAG, Some(instance.as_str()))
+            .await;
+        cleared.map_err(|err| format!("{member}: {err}"))
+    });
+    let leases = released.lease_tags.iter().map(|tag| async move {
+        let cleared = ctx.ec2.delete_tag(instance.as_str(), tag, None).await;
+        cleared.map_err(|err| format!("{instance} {tag}: {err}"))
+    });
+    let (holders, leases) = tokio::join!(join_all(holders), join_all(leases));
+    let failures: Vec<String> = holders
+        .into_iter()
+        .chain(leases)
+        .filter_map(Result::err)
+        .collect();
+    for failure in &failures {
+        warn!(%failure, "could not clear a lease tag; the sweep clears it");
+    }
+    failures
 }
 
 /// The check and the releases, until `until`.
@@ -135,8 +202,8 @@ async fn release<A: AutoScalingApi, E: Ec2Api>(
     // holder tag, say whether this instance holds it.
     let (checked, listed_enis, listed_eips) = tokio::join!(
         check::converged(ctx, action),
-        maybe(eni.as_ref().map(MemberKind::list)),
-        maybe(eip.as_ref().map(MemberKind::list)),
+        maybe(eni.as_ref().map(MemberKind::held)),
+        maybe(eip.as_ref().map(MemberKind::held)),
     );
     let mut released = Released::default();
     match checked.split_transient()? {
@@ -155,10 +222,10 @@ async fn release<A: AutoScalingApi, E: Ec2Api>(
     // pool keeps them, so its lease tag is cleared.
     let lease_tag = action.destination == Some(Location::WarmPool);
     if let (Some(kind), Some(listed)) = (eni, listed_enis) {
-        release_kind(ctx, &kind, listed, lease_tag, until, &mut released).await;
+        release_kind(&kind, listed, lease_tag, until, &mut released).await;
     }
     if let (Some(kind), Some(listed)) = (eip, listed_eips) {
-        release_kind(ctx, &kind, listed, lease_tag, until, &mut released).await;
+        release_kind(&kind, listed, lease_tag, until, &mut released).await;
     }
     Ok(Ok(released))
 }
@@ -171,15 +238,16 @@ pub(crate) async fn release_holder<A, E: Ec2Api, K: MemberKind>(
     until: Instant,
 ) -> Released {
     let mut released = Released::default();
-    let listed = kind.list().await;
-    release_kind(ctx, &kind, listed, true, until, &mut released).await;
+    let listed = kind.held().await;
+    release_kind(&kind, listed, true, until, &mut released).await;
+    let failures = clear_tags(ctx, kind.instance(), &released).await;
+    released.failures.extend(failures);
     released
 }
 
-/// Releases what the instance holds of one kind and clears the holder tags that still name
-/// it; with `lease_tag`, the lease tag on the instance too.
-async fn release_kind<A, E: Ec2Api, K: MemberKind>(
-    ctx: Ctx<'_, A, E>,
+/// Releases what the instance holds of one kind, and notes the holder tags that still name it
+/// (and, with `lease_tag`, its lease tag) for clearing.
+async fn release_kind<K: MemberKind>(
     kind: &K,
     listed: Result<Vec<K::Member>, AwsError>,
     lease_tag: bool,
@@ -201,28 +269,19 @@ async fn release_kind<A, E: Ec2Api, K: MemberKind>(
             Release::ClearTag(member) => (member, false),
         };
         Span::current().record("member", member.member_id());
-        let mut result = match free {
+        let result = match free {
             true => kind.release(member, instance, until).await,
             false => Ok(()),
         };
         if result.is_ok() {
-            result = ctx
-                .ec2
-                .delete_tag(member.member_id(), HOLDER_TAG, Some(instance.as_str()))
-                .await
-                .map_err(|err| err.to_string());
+            released.holder_tags.push(member.member_id().to_owned());
         }
-        released.record(member.member_id(), result);
+        if free {
+            released.record(member.member_id(), result);
+        }
     }
-    if !lease_tag {
-        return;
-    }
-    if let Err(err) = ctx
-        .ec2
-        .delete_tag(instance.as_str(), K::INSTANCE_TAG, None)
-        .await
-    {
-        warn!(error = %err, tag = K::INSTANCE_TAG, "could not clear the instance's lease tag");
+    if lease_tag {
+        released.lease_tags.push(K::INSTANCE_TAG);
     }
 }
 

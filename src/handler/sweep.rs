@@ -16,12 +16,12 @@ use super::release::release_holder;
 use crate::aws::{
     AddressFilter, AutoScalingApi, AwsError, Ec2Api, EniFilter, ErrorKind, Meter, Metered,
 };
-use crate::claim::{self, Budget, Claimed, Request, Subject};
+use crate::claim::{self, Claimed, Request, Subject};
 use crate::config::{
     DeviceIndex, HOLDER_TAG, IDLE_SINCE_TAG, INSTANCE_EIP_TAG, INSTANCE_ENI_TAG, Pin, PinKind,
     Takeover,
 };
-use crate::context::{Ctx, Deadline};
+use crate::context::{CallWindow, Ctx, Deadline};
 use crate::decide::sweep::{
     self, Finding, FindingKind, Holders, IdleMark, PoolPlan, PoolSpec, Repair, Severity,
 };
@@ -155,7 +155,13 @@ pub(crate) async fn sweep<A: AutoScalingApi, E: Ec2Api>(
         ec2: &ec2,
         settings: ctx.settings,
     };
-    let mut report = sweep_within(metered, options, deadline, &meter).await?;
+    let window = CallWindow {
+        end: deadline.keeping(ctx.settings.completion_reserve),
+        attempt: ctx.settings.attempt_timeout,
+    };
+    let mut report = window
+        .bound(sweep_within(metered, options, deadline, &meter))
+        .await?;
     report.calls = meter.calls();
     let metrics = report.pools.iter().flat_map(pool_metrics).collect();
     Ok((report, metrics))
@@ -172,6 +178,17 @@ async fn sweep_within<A: AutoScalingApi, E: Ec2Api>(
         true => ctx.settings.groups.clone(),
         false => options.groups.clone(),
     };
+    if Instant::now() >= end {
+        return Ok(SweepReport {
+            dry_run: options.dry_run,
+            groups: names,
+            pools: Vec::new(),
+            findings: Vec::new(),
+            done: Vec::new(),
+            stopped: Some("the function's deadline came before the sweep could start".into()),
+            calls: 0,
+        });
+    }
     let groups = ctx.asg.groups(&names).await?;
     // Each group's hooks, read concurrently.
     let hooks: Vec<_> =
@@ -254,7 +271,7 @@ async fn read_pool<A: AutoScalingApi, E: Ec2Api>(
 ) -> Result<PoolPlan, AwsError> {
     match spec.pin {
         PinKind::Eni => {
-            let filter = EniFilter::Pool(spec.pool.clone());
+            let filter = EniFilter::pool(&spec.pool);
             let members = ctx.ec2.network_interfaces(&filter).await?;
             plan_pool(ctx, spec, groups, &members).await
         }
@@ -432,8 +449,9 @@ async fn pin<A: AutoScalingApi, E: Ec2Api, K: MemberKind>(
     zone: &str,
     until: Instant,
 ) -> Result<String, String> {
-    let first = claim::first_reads(&kind).await.map_err(|e| e.to_string())?;
-    let budget = Budget::until(until);
+    let first = claim::first_reads(&kind, Some(zone))
+        .await
+        .map_err(|e| e.to_string())?;
     let request = Request {
         subject: Subject {
             group,
@@ -442,7 +460,7 @@ async fn pin<A: AutoScalingApi, E: Ec2Api, K: MemberKind>(
         },
         zone,
         takeover: Takeover::Off,
-        budget: &budget,
+        until,
     };
     let report = claim::pin(ctx, request, kind, first)
         .await
@@ -456,7 +474,7 @@ async fn pin<A: AutoScalingApi, E: Ec2Api, K: MemberKind>(
                 .or(note)
                 .unwrap_or_else(|| format!("pinned {}", member.id)))
         }
-        Claimed::NotPinned(reason) => Err(reason),
+        Claimed::NotPinned(reason) | Claimed::Unfinished(reason) => Err(reason),
         Claimed::ActionEnded(stale) => Err(stale.0),
     }
 }

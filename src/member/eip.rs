@@ -50,15 +50,25 @@ impl<E: Ec2Api> MemberKind for EipKind<'_, E> {
         self.on.instance
     }
 
-    async fn list(&self) -> Result<Vec<Address>, AwsError> {
+    /// Every address of the pool: EC2 can filter addresses neither by association nor by
+    /// page, and an account's Elastic IPs are bounded by its quota.
+    async fn claim_reads(&self, _zone: Option<&str>) -> Result<Vec<Address>, AwsError> {
+        self.all(None).await
+    }
+
+    async fn all(&self, _zone: Option<&str>) -> Result<Vec<Address>, AwsError> {
         self.on
             .ec2
             .addresses(&AddressFilter::Pool(self.on.pool.clone()))
             .await
     }
 
+    async fn held(&self) -> Result<Vec<Address>, AwsError> {
+        self.all(None).await
+    }
+
     async fn interfaces(&self) -> Result<Vec<Eni>, AwsError> {
-        let attached = EniFilter::AttachedTo(self.on.instance.clone());
+        let attached = EniFilter::attached_to(self.on.instance);
         self.on.ec2.network_interfaces(&attached).await
     }
 
@@ -79,7 +89,7 @@ impl<E: Ec2Api> MemberKind for EipKind<'_, E> {
                 let interfaces = match given {
                     Some(interfaces) => interfaces,
                     None => {
-                        ec2.network_interfaces(&EniFilter::AttachedTo(instance.clone()))
+                        ec2.network_interfaces(&EniFilter::attached_to(instance))
                             .await?
                     }
                 };
@@ -139,7 +149,7 @@ impl<E: Ec2Api> MemberKind for EipKind<'_, E> {
         };
         // Only an address on the interface needs the pool to say whose it is.
         let in_pool = self
-            .list()
+            .all(None)
             .await?
             .into_iter()
             .find(|a| a.allocation == existing && a.in_pool(self.on.pool.as_str()));

@@ -9,6 +9,20 @@ use crate::aws::{AwsError, Ec2Api, EniFilter, ErrorKind, Resource};
 use crate::config::{DeviceIndex, INSTANCE_ENI_TAG, PoolName};
 use crate::model::{AttachmentStatus, Eni, InstanceId, PoolMember};
 
+/// Free members a claim reads at first, the first pages of them: enough for a spread over the
+/// candidates, whatever the size of the pool.
+const FREE_PAGE: usize = 100;
+
+/// Two reads as one list, each member once.
+fn merged(mut first: Vec<Eni>, second: Vec<Eni>) -> Vec<Eni> {
+    for eni in second {
+        if !first.iter().any(|e| e.id == eni.id) {
+            first.push(eni);
+        }
+    }
+    first
+}
+
 /// The ENIs of one pool, for one instance, at one device index.
 pub struct EniKind<'a, E> {
     on: Binding<'a, E>,
@@ -37,11 +51,49 @@ impl<E: Ec2Api> MemberKind for EniKind<'_, E> {
         self.on.instance
     }
 
-    async fn list(&self) -> Result<Vec<Eni>, AwsError> {
-        self.on
-            .ec2
-            .network_interfaces(&EniFilter::Pool(self.on.pool.clone()))
-            .await
+    /// The first page of the pool's free members (in the zone, once known) and the members
+    /// attached to the instance, concurrently: a claim's reads do not grow with the pool.
+    async fn claim_reads(&self, zone: Option<&str>) -> Result<Vec<Eni>, AwsError> {
+        let free = EniFilter {
+            available: true,
+            zone: zone.map(str::to_owned),
+            limit: Some(FREE_PAGE),
+            ..EniFilter::pool(self.on.pool)
+        };
+        let attached = EniFilter {
+            attached_to: Some(self.on.instance.clone()),
+            ..EniFilter::pool(self.on.pool)
+        };
+        let (free, attached) = tokio::join!(
+            self.on.ec2.network_interfaces(&free),
+            self.on.ec2.network_interfaces(&attached)
+        );
+        Ok(merged(free?, attached?))
+    }
+
+    async fn all(&self, zone: Option<&str>) -> Result<Vec<Eni>, AwsError> {
+        let filter = EniFilter {
+            zone: zone.map(str::to_owned),
+            ..EniFilter::pool(self.on.pool)
+        };
+        self.on.ec2.network_interfaces(&filter).await
+    }
+
+    /// The members attached to the instance, and those still tagged as its, concurrently.
+    async fn held(&self) -> Result<Vec<Eni>, AwsError> {
+        let attached = EniFilter {
+            attached_to: Some(self.on.instance.clone()),
+            ..EniFilter::pool(self.on.pool)
+        };
+        let tagged = EniFilter {
+            held_by: Some(self.on.instance.clone()),
+            ..EniFilter::pool(self.on.pool)
+        };
+        let (attached, tagged) = tokio::join!(
+            self.on.ec2.network_interfaces(&attached),
+            self.on.ec2.network_interfaces(&tagged)
+        );
+        Ok(merged(attached?, tagged?))
     }
 
     async fn interfaces(&self) -> Result<Vec<Eni>, AwsError> {
@@ -81,7 +133,7 @@ impl<E: Ec2Api> MemberKind for EniKind<'_, E> {
         let attached = self
             .on
             .ec2
-            .network_interfaces(&EniFilter::AttachedTo(self.on.instance.clone()))
+            .network_interfaces(&EniFilter::attached_to(self.on.instance))
             .await?;
         let at_index = attached.into_iter().find(|e| {
             e.attachment_instance() == Some(self.on.instance)

@@ -116,8 +116,23 @@ pub trait MemberKind: Send + Sync {
     /// The instance this kind claims for, or releases from.
     fn instance(&self) -> &InstanceId;
 
-    /// Every member of the pool.
-    fn list(&self) -> impl Future<Output = Result<Vec<Self::Member>, AwsError>> + Send;
+    /// What a claim reads of the pool: the free members that can serve the instance (in
+    /// `zone` once known) and the members the instance holds already — not every member where
+    /// the kind can filter.
+    fn claim_reads(
+        &self,
+        zone: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<Self::Member>, AwsError>> + Send;
+
+    /// Every member of the pool (in `zone`, for a zonal kind): what a claim reads once nothing
+    /// is free, to see who holds what.
+    fn all(
+        &self,
+        zone: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<Self::Member>, AwsError>> + Send;
+
+    /// The members the instance holds, or that are still tagged as its: what a release reads.
+    fn held(&self) -> impl Future<Output = Result<Vec<Self::Member>, AwsError>> + Send;
 
     /// The instance's network interfaces, read beside the pool when a claim needs them (an
     /// Elastic IP needs the interface that receives it); none for a kind whose pool read alone

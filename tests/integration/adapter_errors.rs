@@ -154,6 +154,14 @@ fn complete_ok() -> Rule {
     complete_answering(200, asg_ok("CompleteLifecycleAction", ""))
 }
 
+fn heartbeat_ok() -> Rule {
+    mock!(AsgSdk::record_lifecycle_action_heartbeat)
+        .sequence()
+        .http_status(200, Some(asg_ok("RecordLifecycleActionHeartbeat", "")))
+        .repeatedly()
+        .build()
+}
+
 fn describe_answering(status: u16, body: String) -> Rule {
     mock!(AsgSdk::describe_auto_scaling_instances)
         .sequence()
@@ -250,15 +258,19 @@ async fn throttling_that_outlasts_the_retries_is_returned_for_redelivery_without
     let ec2 = Ec2Launch::new(Ec2Launch::attach_ok());
     let describe = describe_answering(400, asg_error("Throttling", "Rate exceeded"));
     let complete = complete_ok();
+    let heartbeat = heartbeat_ok();
 
-    let err = run(&[&describe, &complete], ec2.client())
+    let err = run(&[&describe, &complete, &heartbeat], ec2.client())
         .await
         .unwrap_err();
 
-    assert!(matches!(err, HandlerError::Transient(_)), "{err}");
+    // Throttling is no reason to give up: the action is left pending, kept alive, and the
+    // error returned so that a redelivery carries on.
+    assert!(matches!(err, HandlerError::Unfinished { .. }), "{err}");
     assert!(err.to_string().contains("Throttling"), "{err}");
     assert_eq!(describe.num_calls(), fast_settings().max_attempts as usize);
     assert_eq!(complete.num_calls(), 0);
+    assert_eq!(heartbeat.num_calls(), 1);
     assert_eq!(
         ec2.attach.num_calls(),
         0,
@@ -279,13 +291,16 @@ async fn server_errors_on_attach_are_returned_for_redelivery() {
     let ec2 = Ec2Launch::new(attach);
     let describe = describe_answering(200, waiting_instance("Pending:Wait"));
     let complete = complete_ok();
+    let heartbeat = heartbeat_ok();
 
-    let err = run(&[&describe, &complete], ec2.client())
+    let err = run(&[&describe, &complete, &heartbeat], ec2.client())
         .await
         .unwrap_err();
 
-    assert!(matches!(err, HandlerError::Transient(_)), "{err}");
+    assert!(matches!(err, HandlerError::Unfinished { .. }), "{err}");
+    assert!(err.to_string().contains("InternalError"), "{err}");
     assert_eq!(complete.num_calls(), 0);
+    assert_eq!(heartbeat.num_calls(), 1);
 }
 
 #[tokio::test(start_paused = true)]

@@ -188,28 +188,15 @@ async fn two_copies_of_an_elastic_ip_launch_pin_one_address_with_lagging_reads()
     two_copies_of_one_launch(Pin::Eip, true).await;
 }
 
-/// Delivers the event while every request for these actions hangs for a minute, to pinhook
-/// giving up on an attempt after 2 s, with 8 s to live: the summary, once the action is
-/// completed, which is before the deadline.
-async fn deliver_while_hanging(world: &World, event: &Value, actions: &[&str]) -> pinhook::Summary {
+/// Makes every request for these actions hang for a minute: each attempt of pinhook's gives up
+/// after 2 s, and the request is applied all the same when the minute is up (an answer lost
+/// after the call was applied).
+fn hang(world: &World, actions: &[&str]) {
     world.emulator.control(
         "POST",
         "faults",
         Some(&json!({"rate": 0, "slow_rate": 1.0, "slow_seconds": [60, 60], "actions": actions})),
     );
-    let deadline = Duration::from_secs(8);
-    let started = Instant::now();
-    let summary = world.deliver_within(event, deadline).await;
-    let took = started.elapsed();
-    assert!(took < deadline, "{took:?}");
-    assert_eq!(
-        summary.completion,
-        Some(Completion::Completed),
-        "{summary:?}"
-    );
-    let reason = summary.reason.as_deref().unwrap_or_default();
-    assert!(reason.contains("deadline"), "{summary:?}");
-    summary
 }
 
 #[tokio::test(start_paused = true)]
@@ -223,28 +210,66 @@ async fn a_terminate_whose_aws_calls_hang_is_completed_before_the_deadline() {
     world.scale(&group, 0).await;
     let event = world.emulator.pending_events(&group.name).remove(0);
 
-    // When EC2 stops answering the calls of the release
-    let hanging = ["DescribeNetworkInterfaces", "DetachNetworkInterface"];
-    let summary = deliver_while_hanging(&world, &event, &hanging).await;
+    // When EC2 stops answering the calls of the release, with 8 s to live
+    hang(
+        &world,
+        &["DescribeNetworkInterfaces", "DetachNetworkInterface"],
+    );
+    let deadline = Duration::from_secs(8);
+    let started = Instant::now();
+    let summary = world.deliver_within(&event, deadline).await;
 
-    // Then the action is completed before the function's deadline, the rest left to the sweep
+    // Then the action is completed before the function's deadline (termination is never
+    // blocked), not reported as released, the rest left to the sweep
+    assert!(started.elapsed() < deadline, "{:?}", started.elapsed());
     assert_eq!(summary.outcome, Outcome::Continue, "{summary:?}");
+    assert_eq!(summary.completion, Some(Completion::Completed));
+    assert_eq!(summary.member, None, "{summary:?}");
+    let reason = summary.reason.unwrap_or_default();
+    assert!(
+        reason.starts_with("release failed") || reason.starts_with("release unfinished"),
+        "{reason}"
+    );
     assert!(world.metric("ReleaseFailed") >= 1.0);
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_launch_whose_claim_hangs_is_completed_before_the_deadline_naming_the_member() {
-    // Given a launch whose AttachNetworkInterface never answers
+async fn a_launch_whose_claim_hangs_is_left_pending_and_its_redelivery_pins_what_landed() {
+    // Given a launch whose AttachNetworkInterface does not answer for a minute, with 8 s to live
     let world = World::dedicated_with(fast_settings()).await;
     let (group, _, members) = pinning_group(&world, Pin::Eni, 1).await;
     world.scale(&group, 1).await;
     let event = world.emulator.pending_events(&group.name).remove(0);
+    let instance = instance_of(&event);
+    hang(&world, &["AttachNetworkInterface"]);
 
-    let summary = deliver_while_hanging(&world, &event, &["AttachNetworkInterface"]).await;
+    // When it is delivered
+    let deadline = Duration::from_secs(8);
+    let started = Instant::now();
+    let err = world
+        .app()
+        .handle(&event, pinhook::Deadline::after(deadline))
+        .await
+        .unwrap_err();
 
-    // Then it is completed with the failure outcome before the deadline, and the reason names
-    // the member whose claim may still land
-    assert_eq!(summary.outcome, Outcome::Abandon, "{summary:?}");
-    let reason = summary.reason.unwrap_or_default();
-    assert!(reason.contains(&members[0]), "{reason}");
+    // Then the deadline is no failure: nothing is completed, the action is kept alive, and the
+    // error (which names the member whose claim may still land) asks for a redelivery
+    assert!(started.elapsed() < deadline, "{:?}", started.elapsed());
+    assert!(err.to_string().contains(&members[0]), "{err}");
+    let action = world.emulator.action_of(&group.name, &instance, "launch");
+    assert_eq!(action["pending"], true, "{action}");
+    assert_eq!(action["complete_calls"]["accepted"], 0, "{action}");
+    assert!(action["heartbeats"].as_u64().unwrap_or(0) >= 1, "{action}");
+    assert_eq!(world.metric("LeftPending"), 1.0);
+
+    // When AWS answers again, the claim having landed meanwhile, and the event is redelivered
+    world.emulator.faults(0.0, 0.0);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let summary = world.deliver(&event).await;
+
+    // Then the redelivery settles on the member the first delivery claimed, and completes once
+    assert_eq!(summary.outcome, Outcome::Continue, "{summary:?}");
+    assert_eq!(summary.member.as_deref(), Some(members[0].as_str()));
+    let action = world.emulator.action_of(&group.name, &instance, "launch");
+    assert_eq!(action["complete_calls"]["accepted"], 1, "{action}");
 }

@@ -11,7 +11,7 @@ use aws_smithy_mocks::{Rule, mock};
 use pinhook::aws::{AutoScalingClient, Ec2Client};
 use pinhook::config::HookMetadata;
 use pinhook::metrics::MetricsSink;
-use pinhook::{Deadline, Outcome, Pinhook};
+use pinhook::{Deadline, HandlerError, Outcome, Pinhook};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -87,9 +87,11 @@ fn ok(service: &str, operation: &str, body: &str) -> String {
 }
 
 struct Run {
-    outcome: Outcome,
+    /// The summary's outcome, or why the action was left pending for a redelivery.
+    outcome: Result<Outcome, String>,
     completed: bool,
     complete_calls: usize,
+    heartbeats: usize,
 }
 
 /// The real handler on one event, against AWS answering with the given XML.
@@ -189,13 +191,18 @@ fn run(event: &Value, instance: String, pool: String) -> Run {
         .start_paused(true)
         .build()
         .unwrap();
-    let summary = runtime
-        .block_on(app.handle(event, Deadline::after(Duration::from_secs(60))))
-        .expect("no transient failure is served, so the handler answers");
+    let answer = runtime.block_on(app.handle(event, Deadline::after(Duration::from_secs(60))));
+    let (outcome, completed) = match answer {
+        Ok(summary) => (Ok(summary.outcome), summary.completion.is_some()),
+        // Left pending for a redelivery: the only kind of error the handler may return here.
+        Err(HandlerError::Unfinished { reason, .. }) => (Err(reason), false),
+        Err(other) => panic!("no transient failure is served, yet: {other}"),
+    };
     Run {
-        outcome: summary.outcome,
-        completed: summary.completion.is_some(),
+        outcome,
+        completed,
         complete_calls: complete.num_calls(),
+        heartbeats: heartbeat.num_calls(),
     }
 }
 
@@ -274,10 +281,10 @@ proptest! {
         if !matches!(HookMetadata::parse(metadata), HookMetadata::Foreign(_)) {
             prop_assert_eq!(run.complete_calls, 1, "{}", event);
             prop_assert!(run.completed);
-            prop_assert!(matches!(run.outcome, Outcome::Continue | Outcome::Abandon));
+            prop_assert!(matches!(run.outcome, Ok(Outcome::Continue | Outcome::Abandon)));
         } else {
             prop_assert_eq!(run.complete_calls, 0, "{}", event);
-            prop_assert_eq!(run.outcome, Outcome::Ignored);
+            prop_assert_eq!(run.outcome, Ok(Outcome::Ignored));
         }
     }
 
@@ -291,11 +298,19 @@ proptest! {
         let run = run(&launch(), describe_instance(instance), pool_enis(&pool));
         prop_assert!(run.complete_calls <= 1);
         prop_assert_eq!(run.completed, run.complete_calls == 1);
-        // An instance described in full as waiting always gets its action completed.
-        if instance[..4].iter().all(|kept| *kept) {
-            prop_assert_eq!(run.complete_calls, 1);
-        } else {
-            prop_assert_eq!(run.outcome, Outcome::Stale);
+        match &run.outcome {
+            // An instance described in full as waiting gets its action completed, or — when
+            // every member is described as on its way back to the pool and none comes back
+            // before the deadline — kept alive and left for a redelivery.
+            _ if instance[..4].iter().all(|kept| *kept) => match &run.outcome {
+                Ok(_) => prop_assert_eq!(run.complete_calls, 1),
+                Err(reason) => {
+                    prop_assert_eq!(run.complete_calls, 0);
+                    prop_assert!(run.heartbeats >= 1);
+                    prop_assert!(reason.contains("deadline"), "{}", reason);
+                }
+            },
+            outcome => prop_assert_eq!(outcome, &Ok(Outcome::Stale)),
         }
     }
 }

@@ -309,11 +309,8 @@ impl Ec2Api for FakeCloud {
         Ok(state
             .enis
             .iter()
-            .filter(|e| match filter {
-                EniFilter::AttachedTo(instance) => e.attachment_instance() == Some(instance),
-                EniFilter::HeldBy(instance) => e.holder.as_deref() == Some(instance.as_str()),
-                EniFilter::Pool(pool) => e.in_pool(pool.as_str()),
-            })
+            .filter(|e| filter.matches(e))
+            .take(filter.limit.unwrap_or(usize::MAX))
             .cloned()
             .collect())
     }
@@ -370,10 +367,7 @@ impl Ec2Api for FakeCloud {
         Ok(state
             .addresses
             .iter()
-            .filter(|a| match filter {
-                AddressFilter::Pool(pool) => a.in_pool(pool.as_str()),
-                AddressFilter::HeldBy(instance) => a.holder.as_deref() == Some(instance.as_str()),
-            })
+            .filter(|a| filter.matches(a))
             .cloned()
             .collect())
     }
