@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use pinhook::config::Settings;
-use pinhook::model::LifecycleResult;
 use pinhook::{Deadline, Outcome, Pinhook};
 use serde_json::{Value, json};
 use tokio::time::Instant;
