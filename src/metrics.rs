@@ -26,6 +26,8 @@ pub const FAILED_ACTIONS: &str = "FailedActions";
 /// Lifecycle actions left pending for a redelivery: AWS's errors or the deadline came before a
 /// member was pinned or a failure confirmed.
 pub const LEFT_PENDING: &str = "LeftPending";
+/// Launches tried again from their reads within one invocation, after AWS's transient errors.
+pub const TRIED_AGAIN: &str = "TriedAgain";
 pub const TAKEN_OVER: &str = "TakenOver";
 /// Lifecycle actions of other tools' hooks, left alone.
 pub const FOREIGN_ACTIONS: &str = "ForeignActions";

@@ -27,14 +27,22 @@ class Calls:
         # (wall time, whatever the emulator's clock says).
         self.busy_seconds = 0.0
         self.busy_by_action: dict[str, float] = {}
+        # Bytes of the answers served, per action: what a client had to read.
+        self.bytes_by_action: dict[str, int] = {}
 
     def count(self, action: str) -> None:
         self.by_action[action] = self.by_action.get(action, 0) + 1
 
     def record(self, action: str, form: dict[str, list[str]], status: str, payload: bytes) -> None:
-        if action.startswith("Describe"):
+        self.bytes_by_action[action] = self.bytes_by_action.get(action, 0) + len(payload)
+        code = int(status.split()[0])
+        # Reads are many: only a refused one, or one for a page after the first, is logged.
+        next_page = "NextToken" in form
+        if action.startswith("Describe") and code < 400 and not next_page:
             return
-        entry: dict[str, Any] = {"action": action, "status": int(status.split()[0])}
+        entry: dict[str, Any] = {"action": action, "status": code}
+        if next_page:
+            entry["page"] = "next"
         for key in RECORDED_PARAMS:
             if key in form:
                 entry[key] = form[key][0]
@@ -56,6 +64,8 @@ class Calls:
             "total": sum(self.by_action.values()),
             "busy_seconds": self.busy_seconds,
             "busy_seconds_by_action": dict(self.busy_by_action),
+            "bytes_by_action": dict(self.bytes_by_action),
+            "bytes": sum(self.bytes_by_action.values()),
         }
 
     def matching(self, wanted: dict[str, str]) -> list[dict[str, Any]]:

@@ -85,7 +85,7 @@ def requests(st: State, query: dict[str, str], body: dict[str, Any], args: dict[
 
 @route("rate-limits", ["POST"])
 def set_rate_limits(st: State, query: dict[str, str], body: dict[str, Any], args: dict[str, Any]) -> Response:
-    st.rate_limits.configure(body)
+    st.rate_limits.configure(body, st.now())
     return reply(200, st.rate_limits.view())
 
 

@@ -24,7 +24,8 @@ class RateLimits:
 
     Random throttling ("random": share) answers that share of EC2's and Auto Scaling's requests
     with the service's throttling error, independently of the buckets (and without taking a
-    token). Throttled requests never reach moto."""
+    token); with "random_for": seconds, only for that long on the emulator's clock, after which
+    the share drops to 0. Throttled requests never reach moto."""
 
     EC2_NON_MUTATING = (100.0, 20.0)
     EC2_UNFILTERED = (50.0, 10.0)
@@ -42,12 +43,13 @@ class RateLimits:
         # When each throttled request came (emulator clock), for pictures of a run.
         self.throttle_times: list[tuple[float, str]] = []
         self.random = 0.0
+        self.random_until: float | None = None
         self.rng = random.Random()
         self.random_throttled: dict[str, int] = {}
         self.lock = threading.Lock()
         self.configure({"enabled": False})
 
-    def configure(self, body: dict[str, Any]) -> None:
+    def configure(self, body: dict[str, Any], now: float = 0.0) -> None:
         limits: dict[str, tuple[float, float]] = {}
         for name, default in (
             ("ec2_non_mutating", self.EC2_NON_MUTATING),
@@ -69,6 +71,9 @@ class RateLimits:
         share = float(body.get("random", 0.0))
         if not 0.0 <= share <= 1.0:
             raise ValueError("random must be a share between 0 and 1")
+        random_for = body.get("random_for")
+        if random_for is not None and (not isinstance(random_for, (int, float)) or random_for <= 0):
+            raise ValueError("random_for must be a number of seconds > 0")
         with self.lock:
             self.enabled = bool(body.get("enabled", True))
             self.limits = limits
@@ -78,6 +83,7 @@ class RateLimits:
             self.throttled.clear()
             self.throttle_times.clear()
             self.random = share
+            self.random_until = None if random_for is None else now + float(random_for)
             if "random_seed" in body:
                 self.rng = random.Random(body["random_seed"])
             self.random_throttled.clear()
@@ -104,6 +110,8 @@ class RateLimits:
         with self.lock:
             if service not in LIMITED_SERVICES:
                 return True
+            if self.random_until is not None and now >= self.random_until:
+                self.random, self.random_until = 0.0, None
             if self.random and self.rng.random() < self.random:
                 self.random_throttled[service] = self.random_throttled.get(service, 0) + 1
                 return False
@@ -145,6 +153,7 @@ class RateLimits:
                 "throttled_total": sum(self.throttled.values()),
                 "throttle_times": [[t, b] for t, b in self.throttle_times],
                 "random": self.random,
+                "random_until": self.random_until,
                 "random_throttled": dict(self.random_throttled),
                 "random_throttled_total": sum(self.random_throttled.values()),
             }

@@ -64,3 +64,23 @@ def test_the_token_buckets_throttle_on_the_emulator_clock(emu: Emulator) -> None
 
 def test_random_must_be_a_share(emu: Emulator) -> None:
     assert emu.call("POST", "rate-limits", {"random": 1.5})[0] == 400
+
+
+def test_random_throttling_for_a_while_stops_on_the_emulator_clock(emu: Emulator) -> None:
+    # Given every request throttled for the next 5 seconds, on a clock that only the test moves
+    emu.clock(tick=0)
+    emu.control("POST", "rate-limits", {"enabled": False, "random": 1.0, "random_for": 5})
+
+    during = outcome(lambda: emu.ec2.describe_vpcs(MaxResults=5))[0]
+    emu.advance(4.9)
+    still = outcome(lambda: emu.asg.describe_auto_scaling_groups(MaxRecords=1))[0]
+    emu.advance(0.1)
+    after = outcome(lambda: emu.ec2.describe_vpcs(MaxResults=5))[0]
+
+    assert (during, still, after) == ("RequestLimitExceeded", "Throttling", "ok")
+    view = emu.control("GET", "rate-limits")
+    assert view["random"] == 0.0 and view["random_until"] is None
+
+
+def test_random_for_must_be_a_positive_number_of_seconds(emu: Emulator) -> None:
+    assert emu.call("POST", "rate-limits", {"random": 1.0, "random_for": 0})[0] == 400

@@ -5,7 +5,7 @@ use std::time::Duration;
 use pinhook_testkit::{AZ_A, AZ_B, GroupSpec, Pin, World, burst_settings, hook_metadata, unique};
 use serde_json::{Value, json};
 
-use crate::environments::{bench_settings, deliver, print_run, run_figures};
+use crate::environments::{Delivery, bench_settings, deliver, print_run, run_figures};
 use crate::{busy_seconds, call_counts, census_json, check_census};
 
 /// `launches` ENI launches at once through `concurrency` environments, `latency_ms` added to
@@ -37,14 +37,14 @@ pub async fn run(
         .settings(json!({"latency": latency_ms as f64 / 1000.0}));
     let busy_before = busy_seconds(&world);
     let before = call_counts(&world);
-    let run = deliver(
-        &world,
-        &bench_settings(),
-        events,
-        concurrency,
-        Duration::from_secs(1),
-    )
-    .await;
+    let settings = bench_settings();
+    let delivery = Delivery {
+        concurrency: concurrency,
+        timeout: Duration::from_secs(300),
+        retries: 4,
+        redelivery: Duration::from_secs(1),
+    };
+    let run = deliver(&world, &settings, events, delivery).await;
     let mut figures = run_figures(&world, &run, &before);
     world.emulator.settings(json!({"latency": 0.0}));
     figures["emulator_busy_seconds"] =

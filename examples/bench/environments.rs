@@ -115,24 +115,44 @@ pub struct Handled {
 #[derive(Debug, Default)]
 pub struct Run {
     pub handled: Vec<Handled>,
-    redeliveries: usize,
+    /// The wall time of every invocation, redeliveries included.
+    pub walls: Vec<Duration>,
+    pub redeliveries: usize,
     /// Why invocations were delivered again (the first few).
     redelivered_for: Vec<String>,
-    failed: Vec<String>,
+    pub failed: Vec<String>,
     pub seconds: f64,
+}
+
+/// How a run delivers its events, as Lambda would.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery {
+    /// Environments handling events at once (the function's reserved concurrency).
+    pub concurrency: usize,
+    /// The function's timeout: each invocation's deadline.
+    pub timeout: Duration,
+    /// How many times an invocation that returned an error is delivered again.
+    pub retries: usize,
+    /// The pause before a redelivery.
+    pub redelivery: Duration,
 }
 
 /// Delivers every event to `concurrency` environments, each taking the next event when it is
 /// free, as Lambda does with a reserved concurrency. An invocation that returns an error is
-/// delivered again (after `redelivery`), up to four times, as Lambda's and EventBridge's retries
-/// do.
+/// delivered again (after `redelivery`), up to `retries` times, as Lambda's and EventBridge's
+/// retries do.
 pub async fn deliver(
     world: &World,
     settings: &Settings,
     events: Vec<Value>,
-    concurrency: usize,
-    redelivery: Duration,
+    delivery: Delivery,
 ) -> Run {
+    let Delivery {
+        concurrency,
+        timeout,
+        retries,
+        redelivery,
+    } = delivery;
     let queue: Arc<Mutex<VecDeque<(Value, usize)>>> =
         Arc::new(Mutex::new(events.into_iter().map(|e| (e, 0)).collect()));
     let outstanding = Arc::new(std::sync::atomic::AtomicUsize::new(
@@ -153,13 +173,12 @@ pub async fn deliver(
                 };
                 let (ops0, attempts0, busy0) = meter.snapshot();
                 let began = Instant::now();
-                let result = app
-                    .handle(&event, Deadline::after(Duration::from_secs(300)))
-                    .await;
+                let result = app.handle(&event, Deadline::after(timeout)).await;
                 let wall = began.elapsed();
                 let (ops1, attempts1, busy1) = meter.snapshot();
                 match result {
                     Ok(summary) => {
+                        run.walls.push(wall);
                         run.handled.push(Handled {
                             done_at: started.elapsed().as_secs_f64(),
                             wall,
@@ -173,7 +192,8 @@ pub async fn deliver(
                         });
                         outstanding.fetch_sub(1, Ordering::SeqCst);
                     }
-                    Err(err) if tries < 4 => {
+                    Err(err) if tries < retries => {
+                        run.walls.push(wall);
                         run.redeliveries += 1;
                         if run.redelivered_for.len() < 5 {
                             run.redelivered_for.push(err.to_string());
@@ -188,6 +208,7 @@ pub async fn deliver(
                         });
                     }
                     Err(err) => {
+                        run.walls.push(wall);
                         run.failed.push(err.to_string());
                         outstanding.fetch_sub(1, Ordering::SeqCst);
                     }
@@ -200,6 +221,7 @@ pub async fn deliver(
     while let Some(joined) = workers.join_next().await {
         if let Ok(run) = joined {
             total.handled.extend(run.handled);
+            total.walls.extend(run.walls);
             total.redeliveries += run.redeliveries;
             total.redelivered_for.extend(run.redelivered_for);
             total.failed.extend(run.failed);

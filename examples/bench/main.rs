@@ -17,9 +17,11 @@
 
 mod burst;
 mod environments;
+mod launch_cost;
 mod plot;
 mod scale;
 mod single;
+mod throttling;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -65,6 +67,19 @@ struct Options {
     /// Groups the scale run's launches are spread over, each with a pool of its own.
     #[arg(long, default_value_t = 10)]
     scale_groups: usize,
+    /// Pool sizes whose one-launch cost is measured (0: skipped).
+    #[arg(long, value_delimiter = ',', default_values_t = [10, 100, 1000])]
+    pool_sizes: Vec<usize>,
+    /// Retry candidates MODE:ATTEMPTS:MAX_BACKOFF_MS measured in the random throttling shape
+    /// (the first also runs the scale run); default: pinhook's own settings.
+    #[arg(long = "retry", value_parser = throttling::candidate)]
+    retries: Vec<pinhook::config::Settings>,
+    /// Share of AWS calls throttled at random in the throttling shape (0 skips it).
+    #[arg(long, default_value_t = 0.2)]
+    throttle_share: f64,
+    /// ENI and Elastic IP launches of the throttling shape.
+    #[arg(long, value_delimiter = ',', default_values_t = [10, 8])]
+    throttle_launches: Vec<usize>,
     /// Where the JSON report goes (default: bench/bench.json in cargo's target directory).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -77,6 +92,9 @@ struct Options {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
     let options = Options::parse();
+    if std::env::var_os("RUST_LOG").is_some() {
+        lambda_runtime::tracing::init_default_subscriber();
+    }
     if options.repeat == 0 || options.concurrency == 0 || options.scale_concurrency == 0 {
         eprintln!("bench: --repeat, --concurrency and --scale-concurrency must be at least 1");
         return ExitCode::from(2);
@@ -123,6 +141,31 @@ async fn main() -> ExitCode {
     single::print(&single, options.depth_latency_ms);
     report["single"] = Value::Array(single);
 
+    let candidates = match options.retries.is_empty() {
+        true => vec![environments::bench_settings()],
+        false => options.retries.clone(),
+    };
+    let pool_sizes: Vec<usize> = options
+        .pool_sizes
+        .iter()
+        .copied()
+        .filter(|&n| n > 0)
+        .collect();
+    if !pool_sizes.is_empty() {
+        let cost = launch_cost::run(&pool_sizes, &mut failures).await;
+        launch_cost::print(&cost);
+        report["launch_cost"] = cost;
+    }
+    if options.throttle_share > 0.0 {
+        let launches = match options.throttle_launches.as_slice() {
+            [eni, eip] => (*eni, *eip),
+            _ => (10, 8),
+        };
+        let figures =
+            throttling::run(&candidates, options.throttle_share, launches, &mut failures).await;
+        throttling::print(&figures);
+        report["throttling"] = figures;
+    }
     if options.burst > 0 {
         let figures = burst::run(
             options.burst,
@@ -140,6 +183,7 @@ async fn main() -> ExitCode {
             concurrency: options.scale_concurrency,
             latency_ms: options.scale_latency_ms,
             groups: options.scale_groups,
+            settings: candidates[0].clone(),
         };
         let figures = scale::run(&shape, &svg, &mut failures).await;
         scale::print(&figures);

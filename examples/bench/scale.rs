@@ -10,7 +10,9 @@ use pinhook_testkit::{
 };
 use serde_json::{Value, json};
 
-use crate::environments::{bench_settings, deliver, print_run, run_figures};
+use pinhook::config::Settings;
+
+use crate::environments::{Delivery, deliver, print_run, run_figures};
 use crate::{call_counts, census_json, check_census, now_epoch, plot};
 
 const AZ_C: &str = "us-east-1c";
@@ -22,6 +24,8 @@ pub struct Shape {
     pub latency_ms: u64,
     /// Groups the launches are spread over, each with a pool of its own.
     pub groups: usize,
+    /// The function's settings (its retries).
+    pub settings: Settings,
 }
 
 /// The launches into several groups over three AZs, under AWS's rate limits.
@@ -84,14 +88,13 @@ pub async fn run(shape: &Shape, svg: &Path, failures: &mut Vec<String>) -> Value
         .control("POST", "rate-limits", Some(&json!({"enabled": true})));
     let before = call_counts(&world);
     let epoch = now_epoch();
-    let run = deliver(
-        &world,
-        &bench_settings(),
-        events,
-        shape.concurrency,
-        Duration::from_secs(1),
-    )
-    .await;
+    let delivery = Delivery {
+        concurrency: shape.concurrency,
+        timeout: Duration::from_secs(300),
+        retries: 4,
+        redelivery: Duration::from_secs(1),
+    };
+    let run = deliver(&world, &shape.settings, events, delivery).await;
     let mut figures = run_figures(&world, &run, &before);
     let limits = world.emulator.control("GET", "rate-limits", None);
     world
@@ -178,6 +181,7 @@ pub async fn run(shape: &Shape, svg: &Path, failures: &mut Vec<String>) -> Value
         .collect::<serde_json::Map<_, _>>()
         .into();
     figures["svg"] = json!(svg.display().to_string());
+    figures["retry"] = json!(crate::throttling::describe(&shape.settings));
     world.emulator.stop();
     figures
 }

@@ -21,8 +21,9 @@ fn floor(pin: Pin, transition: &str) -> BTreeMap<&'static str, u64> {
     floor.insert("CompleteLifecycleAction", 1);
     match (pin, transition) {
         (Pin::Eni, "launch") => {
-            // the pool read (which also answers idempotency), and the read that sees `attached`
-            floor.insert("DescribeNetworkInterfaces", 2);
+            // the first page of the pool's free members and the members attached to the
+            // instance (idempotency), side by side; and the read that sees `attached`
+            floor.insert("DescribeNetworkInterfaces", 3);
             floor.insert("AttachNetworkInterface", 1);
             floor.insert("CreateTags", 2);
         }
@@ -32,8 +33,9 @@ fn floor(pin: Pin, transition: &str) -> BTreeMap<&'static str, u64> {
             floor.insert("CreateTags", 2);
         }
         (Pin::Eni, _) => {
-            // the pool read, and the read that sees `available`
-            floor.insert("DescribeNetworkInterfaces", 2);
+            // the members attached to the instance and those tagged as its, side by side; and
+            // the read that sees `available`
+            floor.insert("DescribeNetworkInterfaces", 3);
             floor.insert("DetachNetworkInterface", 1);
             floor.insert("DeleteTags", 1);
         }

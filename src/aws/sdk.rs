@@ -7,7 +7,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 
 use super::AwsError;
-use crate::config::Settings;
+use crate::config::{RetryMode, Settings};
 use crate::context::CallWindow;
 
 /// The longest any AWS call may take, all its attempts included. Each attempt is bounded by
@@ -24,14 +24,20 @@ pub async fn load_sdk_config(settings: &Settings) -> SdkConfig {
         .await
 }
 
-/// Adaptive retry mode: exponential backoff with full jitter for throttling, 5xx and timeouts,
-/// and, once AWS throttles, a client-side rate limit on every later request of the environment,
-/// so a throttled burst settles at the rate the account allows instead of amplifying itself.
+/// The SDK's retries, as the settings choose them: exponential backoff with full jitter for
+/// throttling, 5xx and timeouts, from 200 ms up to `PINHOOK_MAX_BACKOFF_MS`; in adaptive mode
+/// also a client-side rate limit once AWS throttles. Whatever the mode, no attempt and no
+/// backoff runs past what the deadline leaves: each call's operation timeout is the step's
+/// [`CallWindow`].
 pub fn retry_config(settings: &Settings) -> RetryConfig {
-    RetryConfig::adaptive()
+    let config = match settings.retry_mode {
+        RetryMode::Standard => RetryConfig::standard(),
+        RetryMode::Adaptive => RetryConfig::adaptive(),
+    };
+    config
         .with_max_attempts(settings.max_attempts)
         .with_initial_backoff(Duration::from_millis(200))
-        .with_max_backoff(Duration::from_secs(20))
+        .with_max_backoff(settings.max_backoff)
 }
 
 pub fn timeout_config(settings: &Settings) -> TimeoutConfig {

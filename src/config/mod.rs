@@ -9,7 +9,7 @@ pub use self::hook::{
     DeviceIndex, HookConfig, HookMetadata, MetadataError, Pin, PinKind, PoolName, Takeover,
     Unusable,
 };
-pub use self::settings::{Settings, SettingsError};
+pub use self::settings::{RetryMode, Settings, SettingsError};
 
 /// The tag that puts a resource in a pool.
 pub const POOL_TAG: &str = "pinhook:pool";

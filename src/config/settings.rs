@@ -5,6 +5,19 @@ use std::fmt;
 use std::time::Duration;
 
 use serde::Serialize;
+use strum::{Display, EnumString};
+
+/// How the AWS SDK retries a call that failed for a reason worth retrying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Display, EnumString)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum RetryMode {
+    /// Exponential backoff with full jitter.
+    Standard,
+    /// The same, and a client-side rate limit that slows every later call of the environment
+    /// once AWS throttles.
+    Adaptive,
+}
 
 /// Function-wide settings, from `PINHOOK_…` environment variables.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -26,6 +39,10 @@ pub struct Settings {
     pub heartbeat_interval: Duration,
     /// Attempts per AWS call, including the first, before a transient error is given up on.
     pub max_attempts: u32,
+    /// How the SDK retries.
+    pub retry_mode: RetryMode,
+    /// The longest pause between two attempts of a call.
+    pub max_backoff: Duration,
     /// CloudWatch namespace of the Embedded Metric Format lines.
     pub metrics_namespace: String,
     /// The groups the sweep serves (`PINHOOK_GROUPS`, comma-separated).
@@ -49,6 +66,8 @@ impl Default for Settings {
             consistency_window: Duration::from_secs(5),
             heartbeat_interval: Duration::from_secs(20),
             max_attempts: 8,
+            retry_mode: RetryMode::Standard,
+            max_backoff: Duration::from_secs(20),
             metrics_namespace: "pinhook".to_owned(),
             groups: Vec::new(),
             sweep_max_calls: 400,
@@ -75,7 +94,7 @@ pub enum SettingsError {
     ReserveTooShort { reserve: u128, attempt: u128 },
 }
 
-const SETTING_NAMES: [&str; 12] = [
+const SETTING_NAMES: [&str; 14] = [
     "PINHOOK_ATTACH_TIMEOUT_SECS",
     "PINHOOK_POLL_INTERVAL_MS",
     "PINHOOK_COMPLETION_RESERVE_MS",
@@ -83,6 +102,8 @@ const SETTING_NAMES: [&str; 12] = [
     "PINHOOK_CONSISTENCY_WINDOW_MS",
     "PINHOOK_HEARTBEAT_INTERVAL_SECS",
     "PINHOOK_MAX_ATTEMPTS",
+    "PINHOOK_RETRY_MODE",
+    "PINHOOK_MAX_BACKOFF_MS",
     "PINHOOK_METRICS_NAMESPACE",
     "PINHOOK_GROUPS",
     "PINHOOK_SWEEP_MAX_CALLS",
@@ -94,7 +115,7 @@ impl fmt::Display for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "PINHOOK_ATTACH_TIMEOUT_SECS={} PINHOOK_POLL_INTERVAL_MS={} PINHOOK_COMPLETION_RESERVE_MS={} PINHOOK_ATTEMPT_TIMEOUT_MS={} PINHOOK_CONSISTENCY_WINDOW_MS={} PINHOOK_HEARTBEAT_INTERVAL_SECS={} PINHOOK_MAX_ATTEMPTS={} PINHOOK_METRICS_NAMESPACE={} PINHOOK_GROUPS={} PINHOOK_SWEEP_MAX_CALLS={} PINHOOK_IDLE_ADDRESS_MINUTES={} PINHOOK_BATCH_CONCURRENCY={}",
+            "PINHOOK_ATTACH_TIMEOUT_SECS={} PINHOOK_POLL_INTERVAL_MS={} PINHOOK_COMPLETION_RESERVE_MS={} PINHOOK_ATTEMPT_TIMEOUT_MS={} PINHOOK_CONSISTENCY_WINDOW_MS={} PINHOOK_HEARTBEAT_INTERVAL_SECS={} PINHOOK_MAX_ATTEMPTS={} PINHOOK_RETRY_MODE={} PINHOOK_MAX_BACKOFF_MS={} PINHOOK_METRICS_NAMESPACE={} PINHOOK_GROUPS={} PINHOOK_SWEEP_MAX_CALLS={} PINHOOK_IDLE_ADDRESS_MINUTES={} PINHOOK_BATCH_CONCURRENCY={}",
             self.attach_timeout.as_secs(),
             self.poll_interval.as_millis(),
             self.completion_reserve.as_millis(),
@@ -102,6 +123,8 @@ impl fmt::Display for Settings {
             self.consistency_window.as_millis(),
             self.heartbeat_interval.as_secs(),
             self.max_attempts,
+            self.retry_mode,
+            self.max_backoff.as_millis(),
             self.metrics_namespace,
             self.groups.join(","),
             self.sweep_max_calls,
@@ -163,6 +186,18 @@ impl Settings {
                 }
                 "PINHOOK_MAX_ATTEMPTS" => {
                     settings.max_attempts = number(1, 20, "attempts")? as u32;
+                }
+                "PINHOOK_RETRY_MODE" => {
+                    settings.retry_mode =
+                        value.trim().parse().map_err(|_| SettingsError::Invalid {
+                            name: name.clone(),
+                            value: value.clone(),
+                            expected: "standard or adaptive".to_owned(),
+                        })?;
+                }
+                "PINHOOK_MAX_BACKOFF_MS" => {
+                    settings.max_backoff =
+                        Duration::from_millis(number(100, 60_000, "milliseconds")?);
                 }
                 "PINHOOK_METRICS_NAMESPACE" => {
                     let v = value.trim();
@@ -242,6 +277,8 @@ mod tests {
         assert_eq!(defaults.consistency_window, Duration::from_secs(5));
         assert_eq!(defaults.heartbeat_interval, Duration::from_secs(20));
         assert_eq!(defaults.max_attempts, 8);
+        assert_eq!(defaults.retry_mode, RetryMode::Standard);
+        assert_eq!(defaults.max_backoff, Duration::from_secs(20));
         assert_eq!(defaults.metrics_namespace, "pinhook");
         assert!(defaults.groups.is_empty());
         assert_eq!(defaults.sweep_max_calls, 400);
@@ -273,6 +310,8 @@ mod tests {
             consistency_window: Duration::from_millis(5001),
             heartbeat_interval: Duration::from_secs(21),
             max_attempts: 9,
+            retry_mode: RetryMode::Adaptive,
+            max_backoff: Duration::from_millis(20001),
             metrics_namespace: "elsewhere".into(),
             groups: vec!["a".into(), "b".into()],
             sweep_max_calls: 401,

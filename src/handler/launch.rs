@@ -17,7 +17,6 @@ use crate::decide::{Checked, Stale};
 use crate::event::LifecycleAction;
 use crate::member::{Binding, EipKind, EniKind, MemberKind};
 use crate::metrics;
-use crate::model::ActionRef;
 
 /// A launch action of one of pinhook's hooks.
 pub(super) async fn launch<A: AutoScalingApi, E: Ec2Api>(
@@ -29,24 +28,36 @@ pub(super) async fn launch<A: AutoScalingApi, E: Ec2Api>(
     let on = Binding::new(ctx, &config.pool, &action.instance);
     match config.pin {
         Pin::Eni { device_index } => {
-            let kind = EniKind::new(on, device_index);
+            let kind = || EniKind::new(on, device_index);
             launch_with(ctx, action, config, kind, Takeover::Off, deadline).await
         }
         Pin::Eip {
             interface,
             takeover,
         } => {
-            let kind = EipKind::new(on, interface);
+            let kind = || EipKind::new(on, interface);
             launch_with(ctx, action, config, kind, takeover, deadline).await
         }
     }
 }
 
+/// How one try at a launch ended.
+enum Tried {
+    /// The action ends so.
+    Ends(Ending),
+    /// AWS's transient errors, or the time, stopped it; a later try carries on from what AWS
+    /// then holds.
+    Unfinished(String),
+}
+
+/// Tries the launch until it ends, again from its reads after AWS's transient errors while the
+/// time before the completion's reserve allows another try, as a redelivery would; when it
+/// does not, the action is left pending for the redelivery.
 async fn launch_with<A: AutoScalingApi, E: Ec2Api, K: MemberKind>(
     ctx: Ctx<'_, A, E>,
     action: &LifecycleAction,
     config: &HookConfig,
-    kind: K,
+    kind: impl Fn() -> K,
     takeover: Takeover,
     deadline: Deadline,
 ) -> Handled {
@@ -55,13 +66,52 @@ async fn launch_with<A: AutoScalingApi, E: Ec2Api, K: MemberKind>(
     let mut story = Story::of(action, Some(&config.pool));
     // Every AWS call of the launch ends before the completion's reserve.
     let until = deadline.keeping(ctx.settings.completion_reserve);
+    let mut pause = RETRY_PAUSE;
+    loop {
+        let tried = try_launch(ctx, action, config, kind(), takeover, until, &mut story).await;
+        let reason = match tried {
+            Tried::Ends(ending) => {
+                if matches!(ending, Ending::Done(_)) && story.summary.member.is_some() {
+                    story.metrics.set(
+                        metrics::TIME_TO_PIN,
+                        started.elapsed().as_millis() as f64,
+                        "Milliseconds",
+                    );
+                }
+                return story.end(ctx, &action_ref, deadline, ending).await;
+            }
+            Tried::Unfinished(reason) => reason,
+        };
+        let left = until.saturating_duration_since(Instant::now());
+        if left < pause + ctx.settings.attempt_timeout {
+            return story
+                .leave_pending(ctx, &action_ref, deadline, reason)
+                .await;
+        }
+        warn!(%reason, pause_ms = pause.as_millis() as u64, "unfinished; trying again from the reads");
+        story.metrics.add(metrics::TRIED_AGAIN, 1.0);
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(ctx.settings.max_backoff);
+    }
+}
+
+/// The first pause before a launch is tried again within its invocation, doubled each time.
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// One try: check the event against Auto Scaling (reading the pool meanwhile), claim a member
+/// through the claim engine, record the lease.
+async fn try_launch<A: AutoScalingApi, E: Ec2Api, K: MemberKind>(
+    ctx: Ctx<'_, A, E>,
+    action: &LifecycleAction,
+    config: &HookConfig,
+    kind: K,
+    takeover: Takeover,
+    until: Instant,
+    story: &mut Story,
+) -> Tried {
     let window = CallWindow {
         end: until,
         attempt: ctx.settings.attempt_timeout,
-    };
-    let failed = |reason: String| Ending::Failed {
-        result: config.on_failure,
-        reason,
     };
 
     // 1. Check the event against Auto Scaling, reading the pool meanwhile.
@@ -74,7 +124,7 @@ async fn launch_with<A: AutoScalingApi, E: Ec2Api, K: MemberKind>(
     let (checked, first) = window.bound(Box::pin(reads)).await;
     let checked = match checked {
         Ok(checked) => checked,
-        Err(err) => return ended_by(err, story, ctx, &action_ref, deadline, config).await,
+        Err(err) => return ended_by(err, config),
     };
     let zone = match checked {
         Checked::Pin { availability_zone } => availability_zone,
@@ -82,23 +132,18 @@ async fn launch_with<A: AutoScalingApi, E: Ec2Api, K: MemberKind>(
             info!(
                 "instance is launching into the warm pool; it is pinned when it leaves it for the group"
             );
-            let done = Ending::Done("launching into the warm pool".into());
-            return story.end(ctx, &action_ref, deadline, done).await;
+            return Tried::Ends(Ending::Done("launching into the warm pool".into()));
         }
-        Checked::Stale(stale) => {
-            return story
-                .end(ctx, &action_ref, deadline, Ending::Stale(stale))
-                .await;
-        }
+        Checked::Stale(stale) => return Tried::Ends(Ending::Stale(stale)),
         Checked::Release { .. } | Checked::Behind(_) => {
-            let stale = Ending::Stale(Stale("the instance is leaving the group".into()));
-            return story.end(ctx, &action_ref, deadline, stale).await;
+            let stale = Stale("the instance is leaving the group".into());
+            return Tried::Ends(Ending::Stale(stale));
         }
     };
     story.in_zone(&zone);
     let first = match first {
         Ok(first) => first,
-        Err(err) => return ended_by(err, story, ctx, &action_ref, deadline, config).await,
+        Err(err) => return ended_by(err, config),
     };
 
     // 2–4. Claim a member through the claim engine.
@@ -109,11 +154,10 @@ async fn launch_with<A: AutoScalingApi, E: Ec2Api, K: MemberKind>(
         until,
     };
     let claiming = Box::pin(claim::pin(ctx, request, kind, first));
-    let report = match window.bound(claiming).await {
+    let ClaimReport { claimed, tally } = match window.bound(claiming).await {
         Ok(report) => report,
-        Err(err) => return ended_by(err, story, ctx, &action_ref, deadline, config).await,
+        Err(err) => return ended_by(err, config),
     };
-    let ClaimReport { claimed, tally } = report;
     story
         .metrics
         .add(metrics::CLAIM_CONFLICTS, f64::from(tally.conflicts));
@@ -132,18 +176,13 @@ async fn launch_with<A: AutoScalingApi, E: Ec2Api, K: MemberKind>(
                 story.metrics.add(metrics::POOL_EXHAUSTED, 1.0);
             }
             warn!(%reason, on_failure = %config.on_failure, "nothing pinned");
-            return story.end(ctx, &action_ref, deadline, failed(reason)).await;
+            return Tried::Ends(Ending::Failed {
+                result: config.on_failure,
+                reason,
+            });
         }
-        Claimed::ActionEnded(stale) => {
-            return story
-                .end(ctx, &action_ref, deadline, Ending::Stale(stale))
-                .await;
-        }
-        Claimed::Unfinished(reason) => {
-            return story
-                .leave_pending(ctx, &action_ref, deadline, reason)
-                .await;
-        }
+        Claimed::ActionEnded(stale) => return Tried::Ends(Ending::Stale(stale)),
+        Claimed::Unfinished(reason) => return Tried::Unfinished(reason),
     };
     Span::current().record("member", member.id.as_str());
 
@@ -152,13 +191,10 @@ async fn launch_with<A: AutoScalingApi, E: Ec2Api, K: MemberKind>(
     let lease_note = match window.bound(lease).await {
         Ok(note) => note,
         Err(transient) => {
-            let reason = format!(
+            return Tried::Unfinished(format!(
                 "pinned {}, but the lease tags wait: {}",
                 member.id, transient.0
-            );
-            return story
-                .leave_pending(ctx, &action_ref, deadline, reason)
-                .await;
+            ));
         }
     };
 
@@ -178,11 +214,6 @@ async fn launch_with<A: AutoScalingApi, E: Ec2Api, K: MemberKind>(
         ));
     }
     story.metrics.add(metrics::PINNED, 1.0);
-    story.metrics.set(
-        metrics::TIME_TO_PIN,
-        started.elapsed().as_millis() as f64,
-        "Milliseconds",
-    );
     info!(
         mac_address = member.mac_address.as_deref(),
         public_ip = member.public_ip.as_deref(),
@@ -192,9 +223,7 @@ async fn launch_with<A: AutoScalingApi, E: Ec2Api, K: MemberKind>(
     story.summary.mac_address = member.mac_address;
     story.summary.private_ip = member.private_ip;
     story.summary.public_ip = member.public_ip;
-    story
-        .end(ctx, &action_ref, deadline, Ending::Done(reason))
-        .await
+    Tried::Ends(Ending::Done(reason))
 }
 
 /// pinhook's launch hook whose metadata cannot be used: completed with the hook's failure
@@ -244,30 +273,19 @@ pub(super) async fn refuse<A: AutoScalingApi, E>(
     story.end(ctx, &action_ref, deadline, ending).await
 }
 
-/// An AWS error ends the launch: a transient one leaves the action pending for a redelivery
-/// (it is no reason to give up); any other is completed with the failure outcome, naming the
-/// error (and a missing permission).
-async fn ended_by<A: AutoScalingApi, E>(
-    err: AwsError,
-    story: Story,
-    ctx: Ctx<'_, A, E>,
-    action: &ActionRef,
-    deadline: Deadline,
-    config: &HookConfig,
-) -> Handled {
+/// An AWS error stops the try: a transient one leaves it unfinished (it is no reason to give
+/// up); any other ends the action with the failure outcome, naming the error (and a missing
+/// permission).
+fn ended_by(err: AwsError, config: &HookConfig) -> Tried {
     match Err::<(), _>(err).split_transient() {
-        Err(transient) => {
-            let reason = transient.0.to_string();
-            story.leave_pending(ctx, action, deadline, reason).await
-        }
+        Err(transient) => Tried::Unfinished(transient.0.to_string()),
         Ok(result) => {
             let reason = result.err().map(|e| e.to_string()).unwrap_or_default();
             error!(%reason, on_failure = %config.on_failure, "nothing pinned");
-            let ending = Ending::Failed {
+            Tried::Ends(Ending::Failed {
                 result: config.on_failure,
                 reason,
-            };
-            story.end(ctx, action, deadline, ending).await
+            })
         }
     }
 }

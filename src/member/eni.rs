@@ -11,7 +11,7 @@ use crate::model::{AttachmentStatus, Eni, InstanceId, PoolMember};
 
 /// Free members a claim reads at first, the first pages of them: enough for a spread over the
 /// candidates, whatever the size of the pool.
-const FREE_PAGE: usize = 100;
+const FREE_PAGE: usize = 25;
 
 /// Two reads as one list, each member once.
 fn merged(mut first: Vec<Eni>, second: Vec<Eni>) -> Vec<Eni> {

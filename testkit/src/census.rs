@@ -86,14 +86,18 @@ impl World {
         // Where every pool member is attached or associated, per AWS.
         let mut held_by: Vec<(String, String)> = Vec::new();
         if pin == Pin::Eni {
-            let found = self
+            let found: Vec<_> = self
                 .ec2
                 .describe_network_interfaces()
                 .filters(pool_filter(pool))
+                .max_results(1000)
+                .into_paginator()
+                .items()
                 .send()
+                .collect::<Result<_, _>>()
                 .await
                 .unwrap();
-            for eni in found.network_interfaces() {
+            for eni in &found {
                 if let Some(instance) = eni.attachment().and_then(|a| a.instance_id()) {
                     held_by.push((
                         eni.network_interface_id().unwrap_or_default().to_owned(),

@@ -165,14 +165,14 @@ impl World {
                     .values(instance)
                     .build(),
             )
+            .max_results(1000)
+            .into_paginator()
+            .items()
             .send()
+            .collect::<Result<Vec<_>, _>>()
             .await
             .unwrap();
-        let mut enis: Vec<EniState> = found
-            .network_interfaces()
-            .iter()
-            .map(EniState::from)
-            .collect();
+        let mut enis: Vec<EniState> = found.iter().map(EniState::from).collect();
         enis.sort_by_key(|e| e.device_index);
         enis
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_ec2::config::retry::RetryPartition;
-use pinhook::aws::{AutoScalingClient, Ec2Client};
+use pinhook::aws::{AutoScalingClient, Ec2Client, retry_config, timeout_config};
 use pinhook::config::Settings;
 use pinhook::metrics::MetricsSink;
 use pinhook::{Deadline, Pinhook, Summary, SweepOptions, SweepReport};
@@ -144,10 +144,16 @@ impl World {
         interceptor: Option<aws_sdk_ec2::config::SharedInterceptor>,
     ) -> App {
         let partition = RetryPartition::new(unique("pinhook-environment"));
+        // The retries and timeouts of these settings, as `load_sdk_config` would give them.
+        let (retry, timeout) = (retry_config(&settings), timeout_config(&settings));
         let mut ec2 = aws_sdk_ec2::config::Builder::from(&self.sdk);
         ec2.set_retry_partition(Some(partition.clone()));
+        ec2.set_retry_config(Some(retry.clone()));
+        ec2.set_timeout_config(Some(timeout.clone()));
         let mut asg = aws_sdk_autoscaling::config::Builder::from(&self.sdk);
         asg.set_retry_partition(Some(partition));
+        asg.set_retry_config(Some(retry));
+        asg.set_timeout_config(Some(timeout));
         if let Some(interceptor) = interceptor {
             ec2.push_interceptor(interceptor.clone());
             asg.push_interceptor(interceptor);
@@ -177,6 +183,18 @@ impl World {
     /// own execution environment. An invocation that returns an error is delivered again, up
     /// to `retries` times, as EventBridge's retry policy does.
     pub async fn burst(&self, events: &[Value], copies: usize, retries: usize) -> Deliveries {
+        self.burst_within(events, copies, retries, Duration::from_secs(120))
+            .await
+    }
+
+    /// A burst whose invocations each have this Lambda deadline (the function's timeout).
+    pub async fn burst_within(
+        &self,
+        events: &[Value],
+        copies: usize,
+        retries: usize,
+        timeout: Duration,
+    ) -> Deliveries {
         let mut invocations = tokio::task::JoinSet::new();
         for event in events {
             for _ in 0..copies {
@@ -185,7 +203,7 @@ impl World {
                 invocations.spawn(async move {
                     let mut redeliveries = 0;
                     loop {
-                        let deadline = Deadline::after(Duration::from_secs(120));
+                        let deadline = Deadline::after(timeout);
                         match app.handle(&event, deadline).await {
                             Ok(summary) => return (Ok(summary), redeliveries),
                             Err(_) if redeliveries < retries => {

@@ -19,5 +19,6 @@ mod reliability;
 mod sweep;
 mod takeover;
 mod template;
+mod throttling;
 mod waiting;
 mod warm_pool;

@@ -215,9 +215,11 @@ async fn rate_limits_throttle_as_aws_does_and_pinhook_still_pins_every_launch() 
         "{asg_codes:?}"
     );
 
-    // When the launches arrive at once, with the buckets full again
+    // When the launches arrive at once, with the buckets full again, each its own invocation
+    // with a 30 s timeout, retried twice on error as Lambda does
     world.emulator.control("POST", "rate-limits", Some(&limits));
-    let deliveries = world.burst(&events, 1, 4).await;
+    let timeout = std::time::Duration::from_secs(30);
+    let deliveries = world.burst_within(&events, 1, 2, timeout).await;
     let throttled = world.emulator.control("GET", "rate-limits", None)["throttled_total"]
         .as_u64()
         .unwrap_or(0);
