@@ -16,11 +16,13 @@ use pinhook::metrics::MetricsSink;
 use pinhook::{Deadline, Pinhook, SweepOptions, SweepReport};
 use serde_json::Value;
 
-/// pinhook: a fixed ENI or Elastic IP for each instance of an Auto Scaling group.
+/// pinhook: a fixed ENI or Elastic IP for each instance of an Auto Scaling group, and for
+/// instances without one that carry the tag pinhook:pin (Karpenter nodes, plain EC2).
 ///
 /// Started by the Lambda runtime with no arguments, it serves as the Lambda function. From a
-/// terminal, it shows and repairs the pools of the groups in PINHOOK_GROUPS (or --group), with
-/// the standard AWS environment: AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL.
+/// terminal, it shows and repairs the pools of the groups in PINHOOK_GROUPS (or --group) and of
+/// the tagged instances, with the standard AWS environment: AWS_PROFILE, AWS_REGION,
+/// AWS_ENDPOINT_URL.
 #[derive(Debug, Parser)]
 #[command(name = "pinhook", version)]
 struct Cli {
@@ -246,8 +248,8 @@ async fn sweep_and_print(
 fn sweep_options(app: &App, dry_run: bool, scope: Scope) -> Result<SweepOptions, String> {
     let Scope { pool, groups, .. } = scope;
     if groups.is_empty() && app.settings().groups.is_empty() {
-        return Err(
-            "no groups to read: pass --group NAME, or set PINHOOK_GROUPS=group-a,group-b".into(),
+        eprintln!(
+            "no groups named (--group NAME, or PINHOOK_GROUPS=group-a,group-b): only the instances tagged pinhook:pin without a group are read"
         );
     }
     Ok(SweepOptions {
@@ -266,11 +268,24 @@ fn to_json(value: &impl serde::Serialize) -> Result<String, String> {
 fn status_text(report: &SweepReport) -> String {
     let mut out = String::new();
     for pool in &report.pools {
+        let groups = match pool.groups.is_empty() {
+            true => "none".to_owned(),
+            false => pool.groups.join(", "),
+        };
+        let tagged = match pool.instances.is_empty() {
+            true => String::new(),
+            false => format!(
+                ", instances without a group {}",
+                pool.instances
+                    .iter()
+                    .map(|i| i.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
         out.push_str(&format!(
-            "pool {} ({}), groups {}\n",
-            pool.pool,
-            pool.pin,
-            pool.groups.join(", ")
+            "pool {} ({}), groups {groups}{tagged}\n",
+            pool.pool, pool.pin
         ));
         let mut zones = table([
             "zone",
@@ -322,7 +337,7 @@ fn status_text(report: &SweepReport) -> String {
     }
     if report.pools.is_empty() {
         out.push_str(&format!(
-            "no pinhook pool in groups {}\n",
+            "no pinhook pool in groups {} or on instances tagged pinhook:pin\n",
             report.groups.join(", ")
         ));
     }

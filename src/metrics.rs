@@ -29,6 +29,9 @@ pub const LEFT_PENDING: &str = "LeftPending";
 /// Launches tried again from their reads within one invocation, after AWS's transient errors.
 pub const TRIED_AGAIN: &str = "TriedAgain";
 pub const TAKEN_OVER: &str = "TakenOver";
+/// Instances without a group that got no member (no lifecycle action to fail): left to the
+/// sweep.
+pub const NOT_PINNED: &str = "NotPinned";
 /// Lifecycle actions of other tools' hooks, left alone.
 pub const FOREIGN_ACTIONS: &str = "ForeignActions";
 /// Milliseconds a launch waited for its instance to boot before it could be pinned.

@@ -101,7 +101,7 @@ variable "log_retention_days" {
 }
 
 variable "sweep_schedule" {
-  description = "How often the sweep runs over every pool of group_names, as an EventBridge schedule expression (template: SweepSchedule). An empty string turns the sweep, its rule and its drift alarm off."
+  description = "How often the sweep runs over every pool of group_names and of the instances tagged pinhook:pin without a group, as an EventBridge schedule expression (template: SweepSchedule). An empty string turns the sweep, its rule and its drift alarm off."
   type        = string
   default     = "rate(5 minutes)"
   nullable    = false

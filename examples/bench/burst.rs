@@ -39,7 +39,7 @@ pub async fn run(
     let before = call_counts(&world);
     let settings = bench_settings();
     let delivery = Delivery {
-        concurrency: concurrency,
+        concurrency,
         timeout: Duration::from_secs(300),
         retries: 4,
         redelivery: Duration::from_secs(1),

@@ -80,6 +80,9 @@ struct Options {
     /// ENI and Elastic IP launches of the throttling shape.
     #[arg(long, value_delimiter = ',', default_values_t = [10, 8])]
     throttle_launches: Vec<usize>,
+    /// Rounds of the throttling shape, each with its own random seed, their figures together.
+    #[arg(long, default_value_t = 3)]
+    throttle_rounds: usize,
     /// Where the JSON report goes (default: bench/bench.json in cargo's target directory).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -161,8 +164,14 @@ async fn main() -> ExitCode {
             [eni, eip] => (*eni, *eip),
             _ => (10, 8),
         };
-        let figures =
-            throttling::run(&candidates, options.throttle_share, launches, &mut failures).await;
+        let figures = throttling::run(
+            &candidates,
+            options.throttle_share,
+            launches,
+            options.throttle_rounds,
+            &mut failures,
+        )
+        .await;
         throttling::print(&figures);
         report["throttling"] = figures;
     }

@@ -9,28 +9,46 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pinhook_testkit::{AZ_A, GroupSpec, Pin, REGION, World, burst_settings, hook_metadata, unique};
+use pinhook_testkit::{
+    AZ_A, GroupSpec, Pin, REGION, World, burst_settings, hook_metadata, node_tags, unique,
+};
 use serde_json::{Value, json};
 
 use crate::{busy_seconds, call_counts, now_epoch_ms, percentile};
 
-/// The fewest AWS calls each event can take, by operation (see the README's "Benchmarks").
+/// The fewest AWS calls each event can take, by operation (see docs/benchmarks.md).
 fn floor(pin: Pin, transition: &str) -> BTreeMap<&'static str, u64> {
     let mut floor = BTreeMap::new();
-    floor.insert("DescribeAutoScalingInstances", 1);
-    floor.insert("CompleteLifecycleAction", 1);
+    if transition.starts_with("node") || transition == UNTAGGED {
+        // The one read of the instance that says whose it is
+        floor.insert("DescribeInstances", 1);
+    } else {
+        floor.insert("DescribeAutoScalingInstances", 1);
+        floor.insert("CompleteLifecycleAction", 1);
+    }
     match (pin, transition) {
-        (Pin::Eni, "launch") => {
+        (_, UNTAGGED) => {}
+        (Pin::Eni, "launch" | NODE_RUNNING) => {
             // the first page of the pool's free members and the members attached to the
             // instance (idempotency), side by side; and the read that sees `attached`
             floor.insert("DescribeNetworkInterfaces", 3);
             floor.insert("AttachNetworkInterface", 1);
             floor.insert("CreateTags", 2);
         }
-        (Pin::Eip, "launch") => {
+        (Pin::Eip, "launch" | NODE_RUNNING) => {
             floor.insert("DescribeAddresses", 1);
             floor.insert("AssociateAddress", 1);
             floor.insert("CreateTags", 2);
+        }
+        (Pin::Eni, NODE_TERMINATED) => {
+            // the members attached to the instance and those tagged as its, side by side; EC2
+            // has detached them with the instance, so only the holder tag goes
+            floor.insert("DescribeNetworkInterfaces", 2);
+            floor.insert("DeleteTags", 1);
+        }
+        (Pin::Eip, NODE_TERMINATED) => {
+            floor.insert("DescribeAddresses", 1);
+            floor.insert("DeleteTags", 1);
         }
         (Pin::Eni, _) => {
             // the members attached to the instance and those tagged as its, side by side; and
@@ -39,7 +57,7 @@ fn floor(pin: Pin, transition: &str) -> BTreeMap<&'static str, u64> {
             floor.insert("DetachNetworkInterface", 1);
             floor.insert("DeleteTags", 1);
         }
-        _ => {
+        (Pin::Eip, _) => {
             floor.insert("DescribeAddresses", 1);
             floor.insert("DisassociateAddress", 1);
             floor.insert("DeleteTags", 1);
@@ -49,7 +67,8 @@ fn floor(pin: Pin, transition: &str) -> BTreeMap<&'static str, u64> {
 }
 
 /// Each event of each kind, cold, `repeat` times, and once more with `depth_latency_ms` added to
-/// every AWS call.
+/// every AWS call: lifecycle actions of a group, then EC2's state changes of an instance without
+/// a group (tagged for the pool) and of one without pinhook's tags.
 pub async fn run(
     binary: &Path,
     repeat: usize,
@@ -62,6 +81,11 @@ pub async fn run(
         .emulator
         .settings(json!({"attach_delay": 0.0, "detach_delay": 0.0}));
     let net = world.network().await;
+    let bench = Bench {
+        world: &world,
+        binary,
+        depth_latency_ms,
+    };
     let mut rows = Vec::new();
     for pin in [Pin::Eni, Pin::Eip] {
         let pool = unique(&format!("bench-{pin}"));
@@ -73,106 +97,224 @@ pub async fn run(
         let group = world
             .group(GroupSpec::pinning(vec![net.subnet_a.clone()], metadata, 2))
             .await;
-        let mut samples: BTreeMap<(&str, bool), Vec<Cold>> = BTreeMap::new();
-        let mut calls: BTreeMap<&str, BTreeMap<String, u64>> = BTreeMap::new();
+        let mut samples = Samples::default();
         // Each round launches one instance and terminates it: first with no added latency (the
         // timing and memory), then once with a fixed latency on every AWS call (the serial
         // round trips).
         for round in 0..=repeat {
             let delayed = round == repeat;
-            let latency = if delayed {
-                depth_latency_ms as f64 / 1000.0
-            } else {
-                0.0
-            };
             for (transition, capacity) in [("launch", 1), ("terminate", 0)] {
-                world.emulator.settings(json!({"latency": 0.0}));
                 world.scale(&group, capacity).await;
-                let Some(event) = world
+                let event = world
                     .emulator
                     .pending_events(&group.name)
                     .into_iter()
-                    .next()
-                else {
+                    .next();
+                let Some(event) = event else {
                     failures.push(format!("{pin} {transition}: no pending lifecycle action"));
                     continue;
                 };
-                world.emulator.settings(json!({"latency": latency}));
-                let before = call_counts(&world);
-                let busy_before = busy_seconds(&world);
-                let cold = match cold_event(binary, &world.emulator.url, &event).await {
-                    Ok(cold) => cold,
-                    Err(err) => {
-                        failures.push(format!("{pin} {transition}: {err}"));
-                        continue;
-                    }
-                };
-                let after = call_counts(&world);
-                let mut cold = cold;
-                cold.emulator_ms = (busy_seconds(&world) - busy_before) * 1000.0;
-                let outcome = cold.summary["outcome"].as_str().unwrap_or("-");
-                if outcome != "CONTINUE" {
-                    failures.push(format!(
-                        "{pin} {transition}: outcome {outcome}, expected CONTINUE: {}",
-                        cold.summary
-                    ));
-                }
-                if !delayed {
-                    let by_operation = calls.entry(transition).or_default();
-                    for (operation, count) in &after {
-                        let made = count - before.get(operation).copied().unwrap_or(0);
-                        if made > 0 {
-                            *by_operation.entry(operation.clone()).or_default() += made;
-                        }
-                    }
-                }
-                samples.entry((transition, delayed)).or_default().push(cold);
+                let what = format!("{pin} {transition}");
+                bench
+                    .measure(
+                        &event,
+                        delayed,
+                        "CONTINUE",
+                        &what,
+                        transition,
+                        &mut samples,
+                        failures,
+                    )
+                    .await;
             }
         }
-        world.emulator.settings(json!({"latency": 0.0}));
         for transition in ["launch", "terminate"] {
-            let plain = samples.remove(&(transition, false)).unwrap_or_default();
-            let delayed = samples.remove(&(transition, true)).unwrap_or_default();
-            let walls: Vec<f64> = plain.iter().map(|c| c.wall_ms).collect();
-            let median = percentile(&walls, 50.0);
-            let served: Vec<f64> = plain.iter().map(|c| c.emulator_ms).collect();
-            let own: Vec<f64> = plain.iter().map(|c| c.wall_ms - c.emulator_ms).collect();
-            let delayed_ms = delayed.first().map(|c| c.wall_ms);
-            let round_trips = delayed_ms
-                .map(|d| ((d - median) / depth_latency_ms as f64).round().max(0.0) as u64);
-            let by_operation: BTreeMap<String, f64> = calls
-                .get(transition)
-                .map(|ops| {
-                    ops.iter()
-                        .map(|(op, n)| (op.clone(), *n as f64 / plain.len().max(1) as f64))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let floor = floor(pin, transition);
-            rows.push(json!({
-                "pin": pin.to_string(),
-                "transition": transition,
-                "runs": plain.len(),
-                "wall_ms": {
-                    "median": median,
-                    "min": walls.iter().copied().fold(f64::INFINITY, f64::min),
-                    "max": walls.iter().copied().fold(0.0, f64::max),
-                },
-                "emulator_ms": {"median": percentile(&served, 50.0)},
-                "wall_less_emulator_ms": {"median": percentile(&own, 50.0)},
-                "peak_rss_kib": plain.iter().filter_map(|c| c.peak_rss_kib).max(),
-                "calls": by_operation.values().sum::<f64>(),
-                "calls_by_operation": by_operation,
-                "floor": floor.values().sum::<u64>(),
-                "floor_by_operation": floor,
-                "added_latency_ms": depth_latency_ms,
-                "wall_ms_with_latency": delayed_ms,
-                "serial_round_trips": round_trips,
-            }));
+            rows.push(samples.row(pin, transition, depth_latency_ms));
+        }
+
+        // Instances without a group: a tagged one starts and terminates, an untagged one starts.
+        let tags = node_tags(pin, &pool);
+        let tags: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut samples = Samples::default();
+        for round in 0..=repeat {
+            let delayed = round == repeat;
+            let node = world.tagged_instance(&net.subnet_a, &tags).await;
+            let plain = world.lone_instance(&net.subnet_a).await;
+            let running = |instance: &str| state_event(&world, instance, "running");
+            let steps = [
+                (running(&node), "pinned", NODE_RUNNING),
+                (running(&plain), "ignored", UNTAGGED),
+            ];
+            for (event, outcome, transition) in steps {
+                let what = format!("{pin} {transition}");
+                let Some(event) = event else {
+                    failures.push(format!("{what}: no state-change event"));
+                    continue;
+                };
+                bench
+                    .measure(
+                        &event,
+                        delayed,
+                        outcome,
+                        &what,
+                        transition,
+                        &mut samples,
+                        failures,
+                    )
+                    .await;
+            }
+            world.terminate_in_ec2(&node).await;
+            let what = format!("{pin} {NODE_TERMINATED}");
+            match state_event(&world, &node, "terminated") {
+                Some(event) => {
+                    bench
+                        .measure(
+                            &event,
+                            delayed,
+                            "released",
+                            &what,
+                            NODE_TERMINATED,
+                            &mut samples,
+                            failures,
+                        )
+                        .await
+                }
+                None => failures.push(format!("{what}: no state-change event")),
+            }
+        }
+        for transition in [NODE_RUNNING, NODE_TERMINATED, UNTAGGED] {
+            rows.push(samples.row(pin, transition, depth_latency_ms));
         }
     }
     world.emulator.stop();
     rows
+}
+
+/// The rows of instances without a group.
+const NODE_RUNNING: &str = "node running";
+const NODE_TERMINATED: &str = "node terminated";
+const UNTAGGED: &str = "untagged running";
+
+/// The last state-change event of the instance into this state.
+fn state_event(world: &World, instance: &str, state: &str) -> Option<Value> {
+    world
+        .emulator
+        .ec2_events(instance)
+        .into_iter()
+        .rfind(|e| e["detail"]["state"] == state)
+}
+
+/// What the single events run against.
+struct Bench<'a> {
+    world: &'a World,
+    binary: &'a Path,
+    depth_latency_ms: u64,
+}
+
+impl Bench<'_> {
+    /// One cold event, with or without the added latency; its figures and calls kept.
+    #[allow(clippy::too_many_arguments)]
+    async fn measure(
+        &self,
+        event: &Value,
+        delayed: bool,
+        expected: &str,
+        what: &str,
+        transition: &'static str,
+        samples: &mut Samples,
+        failures: &mut Vec<String>,
+    ) {
+        let world = self.world;
+        let latency = match delayed {
+            true => self.depth_latency_ms as f64 / 1000.0,
+            false => 0.0,
+        };
+        world.emulator.settings(json!({"latency": latency}));
+        let before = call_counts(world);
+        let busy_before = busy_seconds(world);
+        let cold = cold_event(self.binary, &world.emulator.url, event).await;
+        let after = call_counts(world);
+        let busy = busy_seconds(world) - busy_before;
+        world.emulator.settings(json!({"latency": 0.0}));
+        let mut cold = match cold {
+            Ok(cold) => cold,
+            Err(err) => return failures.push(format!("{what}: {err}")),
+        };
+        cold.emulator_ms = busy * 1000.0;
+        let outcome = cold.summary["outcome"].as_str().unwrap_or("-");
+        if outcome != expected {
+            failures.push(format!(
+                "{what}: outcome {outcome}, expected {expected}: {}",
+                cold.summary
+            ));
+        }
+        if !delayed {
+            let by_operation = samples.calls.entry(transition).or_default();
+            for (operation, count) in &after {
+                let made = count - before.get(operation).copied().unwrap_or(0);
+                if made > 0 {
+                    *by_operation.entry(operation.clone()).or_default() += made;
+                }
+            }
+        }
+        samples
+            .cold
+            .entry((transition, delayed))
+            .or_default()
+            .push(cold);
+    }
+}
+
+/// The cold runs of each event, and their calls.
+#[derive(Default)]
+struct Samples {
+    cold: BTreeMap<(&'static str, bool), Vec<Cold>>,
+    calls: BTreeMap<&'static str, BTreeMap<String, u64>>,
+}
+
+impl Samples {
+    /// One event's row: its times, memory, calls against their floor, and round trips.
+    fn row(&mut self, pin: Pin, transition: &'static str, depth_latency_ms: u64) -> Value {
+        let plain = self.cold.remove(&(transition, false)).unwrap_or_default();
+        let delayed = self.cold.remove(&(transition, true)).unwrap_or_default();
+        let walls: Vec<f64> = plain.iter().map(|c| c.wall_ms).collect();
+        let median = percentile(&walls, 50.0);
+        let served: Vec<f64> = plain.iter().map(|c| c.emulator_ms).collect();
+        let own: Vec<f64> = plain.iter().map(|c| c.wall_ms - c.emulator_ms).collect();
+        let delayed_ms = delayed.first().map(|c| c.wall_ms);
+        let round_trips =
+            delayed_ms.map(|d| ((d - median) / depth_latency_ms as f64).round().max(0.0) as u64);
+        let by_operation: BTreeMap<String, f64> = self
+            .calls
+            .get(transition)
+            .map(|ops| {
+                ops.iter()
+                    .map(|(op, n)| (op.clone(), *n as f64 / plain.len().max(1) as f64))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let floor = floor(pin, transition);
+        json!({
+            "pin": pin.to_string(),
+            "transition": transition,
+            "runs": plain.len(),
+            "wall_ms": {
+                "median": median,
+                "min": walls.iter().copied().fold(f64::INFINITY, f64::min),
+                "max": walls.iter().copied().fold(0.0, f64::max),
+            },
+            "emulator_ms": {"median": percentile(&served, 50.0)},
+            "wall_less_emulator_ms": {"median": percentile(&own, 50.0)},
+            "peak_rss_kib": plain.iter().filter_map(|c| c.peak_rss_kib).max(),
+            "calls": by_operation.values().sum::<f64>(),
+            "calls_by_operation": by_operation,
+            "floor": floor.values().sum::<u64>(),
+            "floor_by_operation": floor,
+            "added_latency_ms": depth_latency_ms,
+            "wall_ms_with_latency": delayed_ms,
+            "serial_round_trips": round_trips,
+        })
+    }
 }
 
 /// One cold invocation: how long from exec to the function's response, and its peak memory.
@@ -318,7 +460,7 @@ pub fn print(rows: &[Value], latency_ms: u64) {
         "cold single events (the binary under a Lambda runtime API, exec to the completed action)"
     );
     println!(
-        "{:<5} {:<10} {:>10} {:>10} {:>12} {:>9} {:>7} {:>7} {:>12}",
+        "{:<5} {:<16} {:>10} {:>10} {:>12} {:>9} {:>7} {:>7} {:>12}",
         "pin",
         "event",
         "wall ms",
@@ -331,7 +473,7 @@ pub fn print(rows: &[Value], latency_ms: u64) {
     );
     for row in rows {
         println!(
-            "{:<5} {:<10} {:>10.1} {:>10} {:>12.1} {:>6} MB {:>7.1} {:>7} {:>12}",
+            "{:<5} {:<16} {:>10.1} {:>10} {:>12.1} {:>6} MB {:>7.1} {:>7} {:>12}",
             row["pin"].as_str().unwrap_or("-"),
             row["transition"].as_str().unwrap_or("-"),
             row["wall_ms"]["median"].as_f64().unwrap_or(0.0),

@@ -51,12 +51,13 @@ pub async fn run(
     candidates: &[Settings],
     share: f64,
     launches: (usize, usize),
+    rounds: usize,
     failures: &mut Vec<String>,
 ) -> Value {
     let mut rows = Vec::new();
     for settings in candidates {
-        let calm = shape(settings, 0.0, launches, failures).await;
-        let throttled = shape(settings, share, launches, failures).await;
+        let calm = shape(settings, 0.0, launches, rounds, failures).await;
+        let throttled = shape(settings, share, launches, rounds, failures).await;
         rows.push(json!({
             "retry": describe(settings),
             "unthrottled": calm,
@@ -69,17 +70,57 @@ pub async fn run(
         "lambda_retries": 2,
         "eni_launches": launches.0,
         "eip_launches": launches.1,
+        "rounds": rounds,
         "candidates": rows,
     })
 }
 
-/// One run of the shape, on an emulator of its own with 25 ms on every AWS call.
+/// `rounds` runs of the shape (each with its own random seed), their figures together.
 async fn shape(
     settings: &Settings,
     share: f64,
-    (eni, eip): (usize, usize),
+    launches: (usize, usize),
+    rounds: usize,
     failures: &mut Vec<String>,
 ) -> Value {
+    let mut walls = Vec::new();
+    let (mut pinned, mut abandoned, mut redeliveries, mut failed, mut throttled) = (0, 0, 0, 0, 0);
+    for round in 0..rounds.max(1) {
+        let one = round_of(settings, share, launches, round as u64, failures).await;
+        pinned += one.pinned;
+        abandoned += one.abandoned;
+        redeliveries += one.run.redeliveries;
+        failed += one.run.failed.len();
+        throttled += one.throttled;
+        walls.extend(one.run.walls.iter().map(|w| w.as_secs_f64() * 1000.0));
+    }
+    json!({
+        "launches": (launches.0 + launches.1) * rounds.max(1),
+        "pinned": pinned,
+        "abandoned": abandoned,
+        "redeliveries": redeliveries,
+        "failed_for_good": failed,
+        "throttled": throttled,
+        "invocation_ms": {"p50": percentile(&walls, 50.0), "p99": percentile(&walls, 99.0)},
+    })
+}
+
+/// What one round did.
+struct Round {
+    run: crate::environments::Run,
+    pinned: usize,
+    abandoned: usize,
+    throttled: u64,
+}
+
+/// One round of the shape, on an emulator of its own with 25 ms on every AWS call.
+async fn round_of(
+    settings: &Settings,
+    share: f64,
+    (eni, eip): (usize, usize),
+    seed: u64,
+    failures: &mut Vec<String>,
+) -> Round {
     let world = World::dedicated_real_time(burst_settings()).await;
     world
         .emulator
@@ -107,7 +148,7 @@ async fn shape(
     world.emulator.control(
         "POST",
         "rate-limits",
-        Some(&json!({"enabled": false, "random": share, "random_seed": 7})),
+        Some(&json!({"enabled": false, "random": share, "random_seed": seed})),
     );
     let delivery = Delivery {
         concurrency: 6,
@@ -121,8 +162,7 @@ async fn shape(
         .emulator
         .control("POST", "rate-limits", Some(&json!({"random": 0.0})));
     world.emulator.settings(json!({"latency": 0.0}));
-    let mut pinned = 0;
-    let mut abandoned = 0;
+    let (mut pinned, mut abandoned) = (0, 0);
     for (group, pool, pin, launches) in &groups {
         let census = world.census(group, pool, *pin).await;
         pinned += census.pinned;
@@ -135,24 +175,20 @@ async fn shape(
         }
     }
     world.emulator.stop();
-    let walls: Vec<f64> = run.walls.iter().map(|w| w.as_secs_f64() * 1000.0).collect();
-    json!({
-        "launches": eni + eip,
-        "pinned": pinned,
-        "abandoned": abandoned,
-        "redeliveries": run.redeliveries,
-        "failed_for_good": run.failed.len(),
-        "throttled": limits["random_throttled_total"],
-        "invocation_ms": {"p50": percentile(&walls, 50.0), "p99": percentile(&walls, 99.0)},
-        "seconds_to_last_completion": run.seconds,
-    })
+    Round {
+        run,
+        pinned,
+        abandoned,
+        throttled: limits["random_throttled_total"].as_u64().unwrap_or(0),
+    }
 }
 
 pub fn print(throttling: &Value) {
     println!(
-        "throttling, random shape: {} ENI and {} EIP launches, {:.0} % of AWS calls throttled at random, a {} s deadline, Lambda's {} retries",
+        "throttling, random shape: {} ENI and {} EIP launches ({} rounds), {:.0} % of AWS calls throttled at random, a {} s deadline, Lambda's {} retries",
         throttling["eni_launches"],
         throttling["eip_launches"],
+        throttling["rounds"],
         throttling["share"].as_f64().unwrap_or(0.0) * 100.0,
         throttling["timeout_seconds"],
         throttling["lambda_retries"],

@@ -1,13 +1,15 @@
 //! The demo: pinhook's main job end to end against the local AWS emulator, each lifecycle action
-//! delivered as an EventBridge event through the real Lambda runtime loop. Five scenarios: a
+//! delivered as an EventBridge event through the real Lambda runtime loop. The scenarios: a
 //! pool of ENIs (fixed MACs), a pool of Elastic IPs (fixed public IPs), single-instance high
-//! availability across AZs, a group with a warm pool, and drift behind pinhook's back that the
-//! scheduled sweep repairs, ending with `pinhook status`. As on AWS, every new instance is still
+//! availability across AZs, a group with a warm pool, lifecycle actions through an SQS queue, a
+//! Karpenter node without a group (pinned from EC2's state-change events), and drift behind
+//! pinhook's back that the scheduled sweep repairs, ending with `pinhook status`. As on AWS, every new instance is still
 //! booting (`pending`) when its launch event arrives, and the licence group carries another
 //! tool's hook beside pinhook's.
 //! Run it with `make demo`; it exits non-zero if anything is not pinned or released as expected.
 
 mod later;
+mod nodes;
 mod pools;
 
 use std::process::ExitCode;
@@ -61,6 +63,7 @@ async fn run() -> Result<(), String> {
     pools::ha_scenario(&world, &runtime, &net, &mut problems).await?;
     later::warm_pool_scenario(&world, &runtime, &net, &mut problems).await?;
     later::queue_scenario(&world, &runtime, &net, &mut problems).await?;
+    nodes::karpenter_scenario(&world, &runtime, &net, &mut problems).await?;
     later::sweep_scenario(&world, &runtime, &mut problems).await?;
 
     let log = runtime.log.clone();
@@ -71,7 +74,9 @@ async fn run() -> Result<(), String> {
         println!(
             "\ndemo passed: 4 booting instances pinned to 4 distinct ENIs in their own AZ (another tool's hook left alone) \
              and 2 to 2 distinct Elastic IPs, everything released on scale-in, the HA replacement took its address over across AZs, \
-             a warm-pool instance pinned only while in the group, two instances pinned and released through an SQS queue, and the sweep repaired a lost launch, a hand-detached ENI and a Spot reclaim"
+             a warm-pool instance pinned only while in the group, two instances pinned and released through an SQS queue, \
+             a Karpenter node without a group pinned from its state-change events and released on termination, \
+             and the sweep repaired a lost launch, a hand-detached ENI and a Spot reclaim"
         );
         Ok(())
     } else {

@@ -5,7 +5,7 @@ use tracing::{instrument, warn};
 
 use super::sdk::send;
 use super::{AddressFilter, AwsError, Ec2Api, EniFilter};
-use crate::config::{HOLDER_TAG, IDLE_SINCE_TAG, POOL_TAG};
+use crate::config::{HOLDER_TAG, IDLE_SINCE_TAG, PIN_TAG, POOL_TAG};
 use crate::model::{
     Address, AddressAssociation, AllocationId, AssociationId, Attachment, AttachmentId,
     AttachmentStatus, Ec2Instance, Eni, EniId, InstanceId, RunState,
@@ -30,6 +30,50 @@ impl Ec2Client {
     pub fn new(client: aws_sdk_ec2::Client) -> Self {
         Self { client }
     }
+
+    /// Every instance that passes the filters, page by page: its state, AZ and tags.
+    async fn describe_instances(&self, filters: Vec<Filter>) -> Result<Vec<Ec2Instance>, AwsError> {
+        const OP: &str = "ec2:DescribeInstances";
+        let mut found = Vec::new();
+        let mut token = None;
+        loop {
+            let request = self
+                .client
+                .describe_instances()
+                .set_filters(Some(filters.clone()))
+                .max_results(PAGE as i32)
+                .set_next_token(token.take());
+            let page = send!(OP, request, Config)?;
+            for instance in page.reservations().iter().flat_map(|r| r.instances()) {
+                let id = instance
+                    .instance_id()
+                    .and_then(|id| InstanceId::parse(id).ok());
+                let state = instance.state().and_then(|s| s.name());
+                let (Some(id), Some(state)) = (id, state) else {
+                    warn!("skipping an instance EC2 described without its id or state");
+                    continue;
+                };
+                let tags = instance
+                    .tags()
+                    .iter()
+                    .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+                    .collect();
+                found.push(Ec2Instance {
+                    availability_zone: instance
+                        .placement()
+                        .and_then(|p| p.availability_zone())
+                        .filter(|z| !z.is_empty())
+                        .map(str::to_owned),
+                    tags,
+                    ..Ec2Instance::new(id, RunState::parse(state.as_str()))
+                });
+            }
+            match page.next_token() {
+                Some(next) if !next.is_empty() => token = Some(next.to_owned()),
+                _ => return Ok(found),
+            }
+        }
+    }
 }
 
 fn filter(name: &str, value: &str) -> Filter {
@@ -39,48 +83,36 @@ fn filter(name: &str, value: &str) -> Filter {
 impl Ec2Api for Ec2Client {
     #[instrument(level = "debug", skip(self))]
     async fn instances(&self, instances: &[InstanceId]) -> Result<Vec<Ec2Instance>, AwsError> {
-        const OP: &str = "ec2:DescribeInstances";
         let mut found = Vec::new();
         // A filter rather than instance ids: an id EC2 does not know is left out of the answer
         // instead of failing the whole call with InvalidInstanceID.NotFound.
         for batch in instances.chunks(FILTER_VALUES) {
-            let filter = Filter::builder()
+            let ids = Filter::builder()
                 .name("instance-id")
                 .set_values(Some(batch.iter().map(|i| i.as_str().to_owned()).collect()))
                 .build();
-            let mut token = None;
-            loop {
-                let request = self
-                    .client
-                    .describe_instances()
-                    .filters(filter.clone())
-                    .max_results(PAGE as i32)
-                    .set_next_token(token.take());
-                let page = send!(OP, request, Config)?;
-                let described = page.reservations().iter().flat_map(|r| r.instances());
-                for instance in described {
-                    let id = instance
-                        .instance_id()
-                        .and_then(|id| InstanceId::parse(id).ok());
-                    let state = instance.state().and_then(|s| s.name());
-                    match (id, state) {
-                        (Some(instance), Some(state)) if batch.contains(&instance) => {
-                            found.push(Ec2Instance {
-                                instance,
-                                state: RunState::parse(state.as_str()),
-                            });
-                        }
-                        (Some(_), Some(_)) => {}
-                        _ => warn!("skipping an instance EC2 described without its id or state"),
-                    }
-                }
-                match page.next_token() {
-                    Some(next) if !next.is_empty() => token = Some(next.to_owned()),
-                    _ => break,
-                }
-            }
+            let described = self.describe_instances(vec![ids]).await?;
+            found.extend(
+                described
+                    .into_iter()
+                    .filter(|i| batch.contains(&i.instance)),
+            );
         }
         Ok(found)
+    }
+
+    #[instrument(level = "debug", skip(self))]
+    async fn tagged_instances(&self) -> Result<Vec<Ec2Instance>, AwsError> {
+        let tagged = filter("tag-key", PIN_TAG);
+        let states = Filter::builder()
+            .name("instance-state-name")
+            .set_values(Some(
+                ["pending", "running", "stopping", "stopped"]
+                    .map(str::to_owned)
+                    .to_vec(),
+            ))
+            .build();
+        self.describe_instances(vec![tagged, states]).await
     }
 
     #[instrument(level = "debug", skip(self))]

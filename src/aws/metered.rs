@@ -135,6 +135,11 @@ impl<E: Ec2Api> Ec2Api for Metered<'_, E> {
         self.inner.instances(instances).await
     }
 
+    async fn tagged_instances(&self) -> Result<Vec<Ec2Instance>, AwsError> {
+        self.meter.admit("ec2:DescribeInstances", false)?;
+        self.inner.tagged_instances().await
+    }
+
     async fn network_interfaces(&self, filter: &EniFilter) -> Result<Vec<Eni>, AwsError> {
         self.meter.admit("ec2:DescribeNetworkInterfaces", false)?;
         self.inner.network_interfaces(filter).await

@@ -151,6 +151,10 @@ pub trait Ec2Api: Send + Sync {
         instances: &[InstanceId],
     ) -> impl Future<Output = Result<Vec<Ec2Instance>, AwsError>> + Send;
 
+    /// The instances not terminated that carry the tag `pinhook:pin` (the sweep's view of
+    /// instances without a group), with their state, AZ and tags.
+    fn tagged_instances(&self) -> impl Future<Output = Result<Vec<Ec2Instance>, AwsError>> + Send;
+
     fn network_interfaces(
         &self,
         filter: &EniFilter,

@@ -33,7 +33,8 @@ const CONCURRENT_WIN: &str = "pinned by a concurrent delivery";
 /// for a release.
 #[derive(Debug, Clone, Copy)]
 pub struct Subject<'a> {
-    pub group: &'a str,
+    /// The instance's Auto Scaling group; `None` for an instance without one.
+    pub group: Option<&'a str>,
     pub instance: &'a InstanceId,
     pub action: Option<&'a LifecycleAction>,
 }
@@ -41,7 +42,7 @@ pub struct Subject<'a> {
 impl<'a> Subject<'a> {
     pub fn of(action: &'a LifecycleAction) -> Self {
         Self {
-            group: &action.group,
+            group: Some(&action.group),
             instance: &action.instance,
             action: Some(action),
         }

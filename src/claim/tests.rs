@@ -241,6 +241,10 @@ impl Ec2Api for Aws {
         })
     }
 
+    async fn tagged_instances(&self) -> Result<Vec<Ec2Instance>, AwsError> {
+        Ok(Vec::new())
+    }
+
     async fn network_interfaces(&self, _filter: &EniFilter) -> Result<Vec<Eni>, AwsError> {
         Ok(Vec::new())
     }
@@ -332,7 +336,7 @@ async fn claim(
     let first = first_reads(&kind, None).await.unwrap();
     let request = Request {
         subject: Subject {
-            group: "g",
+            group: Some("g"),
             instance,
             action,
         },

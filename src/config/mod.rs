@@ -11,6 +11,10 @@ pub use self::hook::{
 };
 pub use self::settings::{RetryMode, Settings, SettingsError};
 
+/// The tag that makes an instance without a group pinhook's, naming what it pins (`eni` or
+/// `eip`); `pinhook:pool` names the pool, and the other keys of the hook metadata may be given
+/// as tags of their own (`pinhook:device_index`, `pinhook:interface`, `pinhook:takeover`).
+pub const PIN_TAG: &str = "pinhook:pin";
 /// The tag that puts a resource in a pool.
 pub const POOL_TAG: &str = "pinhook:pool";
 /// The tag on a pool member naming the instance that holds it.

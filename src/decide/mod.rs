@@ -1,9 +1,11 @@
-//! The decisions, with no I/O: whether an event still matches Auto Scaling (`check`), which pool
-//! members to claim and what follows a lost pass (`claim`), what a leaving instance gives back
-//! (`release`), and what the sweep repairs and reports (`sweep`).
+//! The decisions, with no I/O: whether an event still matches Auto Scaling (`check`), what an
+//! instance without a group's state change does (`instance`), which pool members to claim and
+//! what follows a lost pass (`claim`), what a leaving instance gives back (`release`), and what
+//! the sweep repairs and reports (`sweep`).
 
 mod check;
 mod claim;
+mod instance;
 mod release;
 pub mod sweep;
 mod takeover;
@@ -13,6 +15,7 @@ pub use self::claim::{
     AfterPass, Exhaustion, Holding, MayTakeOver, Wait, after_pass, candidates, exhaustion, held,
     holders_to_check, holdings, interface_at,
 };
+pub use self::instance::{Acting, caught_up, state_change};
 pub use self::release::{Release, releases};
 pub use self::takeover::{HolderStates, takeover_victims, unknown_to};
 
@@ -85,9 +88,6 @@ pub(crate) mod fixtures {
     }
 
     pub(crate) fn ec2(instance: &str, state: &str) -> Ec2Instance {
-        Ec2Instance {
-            instance: id(instance),
-            state: RunState::parse(state),
-        }
+        Ec2Instance::new(id(instance), RunState::parse(state))
     }
 }

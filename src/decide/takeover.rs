@@ -42,7 +42,7 @@ pub fn unknown_to(asg: &[GroupInstance], instances: &[InstanceId]) -> Vec<Instan
 pub fn takeover_victims<'a, M: PoolMember>(
     members: &'a [M],
     pool: &str,
-    group: &str,
+    group: Option<&str>,
     instance: &InstanceId,
     states: &HolderStates,
 ) -> Vec<&'a M> {
@@ -53,7 +53,8 @@ pub fn takeover_victims<'a, M: PoolMember>(
         .filter_map(|m| {
             let holder = m.holder_instance().filter(|h| *h != instance)?;
             let rank = match asg.iter().find(|s| &s.instance == holder) {
-                Some(s) if s.group != group => return None,
+                // never from a group the instance is not in (an instance without one: any)
+                Some(s) if Some(s.group.as_str()) != group => return None,
                 Some(s) if s.state.is_leaving() => 0,
                 Some(s) if !s.healthy => 1,
                 Some(_) => return None,
@@ -102,10 +103,11 @@ mod tests {
             asg: asg.to_vec(),
             ec2: Some(found.to_vec()),
         };
-        let taken: Vec<&str> = takeover_victims(&addresses, "egress", "g", &id("i-new"), &read)
-            .iter()
-            .map(|a| a.allocation.as_str())
-            .collect();
+        let taken: Vec<&str> =
+            takeover_victims(&addresses, "egress", Some("g"), &id("i-new"), &read)
+                .iter()
+                .map(|a| a.allocation.as_str())
+                .collect();
         // leaving first, then unhealthy, then gone
         assert_eq!(
             taken,
@@ -122,7 +124,7 @@ mod tests {
             ec2: None,
         };
         let unread: Vec<&str> =
-            takeover_victims(&addresses, "egress", "g", &id("i-new"), &unreadable)
+            takeover_victims(&addresses, "egress", Some("g"), &id("i-new"), &unreadable)
                 .iter()
                 .map(|a| a.allocation.as_str())
                 .collect();
@@ -130,7 +132,8 @@ mod tests {
         // nor one Auto Scaling was not asked about: the holder tag alone proves nothing
         let nothing_read = HolderStates::default();
         assert!(
-            takeover_victims(&addresses, "egress", "g", &id("i-new"), &nothing_read).is_empty()
+            takeover_victims(&addresses, "egress", Some("g"), &id("i-new"), &nothing_read)
+                .is_empty()
         );
         let held = holdings(&addresses, "egress", "az-a");
         let holders: Vec<InstanceId> = held.iter().filter_map(|h| h.holder.cloned()).collect();

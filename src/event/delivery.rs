@@ -115,13 +115,17 @@ fn records(value: &Value) -> &[Value] {
         .unwrap_or_default()
 }
 
-/// A message's text: Auto Scaling's notification JSON, or an SNS envelope around it (a queue
-/// subscribed to a topic without raw message delivery).
+/// A message's text: Auto Scaling's notification JSON, an SNS envelope around it (a queue
+/// subscribed to a topic without raw message delivery), or an EventBridge event (a queue that
+/// an EventBridge rule targets: EC2's state changes, or lifecycle events).
 fn from_body(text: &str, what: &str) -> Incoming {
     let value: Value = match serde_json::from_str(text) {
         Ok(value) => value,
         Err(err) => return broken(format!("the {what} is not JSON: {err}")),
     };
+    if value.get("detail-type").is_some() {
+        return Incoming::parse(&value);
+    }
     let envelope = value.get("Type").and_then(Value::as_str) == Some("Notification");
     match value.get("Message").and_then(Value::as_str) {
         Some(message) if envelope => from_body(message, "SNS Message in the SQS message body"),

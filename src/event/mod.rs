@@ -1,6 +1,7 @@
 //! Incoming events: a lifecycle action, however Auto Scaling delivered it (an EventBridge event
-//! here, an SQS or SNS message in `delivery.rs`), becomes one typed `LifecycleAction`, and
-//! everything else is sorted into what pinhook ignores and what is broken.
+//! here, an SQS or SNS message in `delivery.rs`), becomes one typed `LifecycleAction`; EC2's
+//! notice that an instance changed state becomes a `StateChange`; everything else is sorted into
+//! what pinhook ignores and what is broken.
 
 mod delivery;
 
@@ -11,12 +12,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::HookMetadata;
-use crate::model::{ActionRef, InstanceId, InvalidId, Location, Transition};
+use std::time::SystemTime;
+
+use crate::model::{ActionRef, InstanceId, InvalidId, Location, RunState, Transition};
 
 pub const SOURCE: &str = "aws.autoscaling";
 pub const LAUNCH_DETAIL_TYPE: &str = "EC2 Instance-launch Lifecycle Action";
 pub const TERMINATE_DETAIL_TYPE: &str = "EC2 Instance-terminate Lifecycle Action";
 pub const TEST_NOTIFICATION: &str = "autoscaling:TEST_NOTIFICATION";
+/// EC2's events for instances without a group.
+pub const EC2_SOURCE: &str = "aws.ec2";
+pub const STATE_CHANGE_DETAIL_TYPE: &str = "EC2 Instance State-change Notification";
 /// The EventBridge schedule that starts the sweep.
 pub const SCHEDULE_SOURCE: &str = "aws.events";
 pub const SCHEDULED_DETAIL_TYPE: &str = "Scheduled Event";
@@ -70,6 +76,16 @@ impl LifecycleAction {
     }
 }
 
+/// EC2's notice that an instance reached a state (DESIGN.md, "Instances without a group").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateChange {
+    pub instance: InstanceId,
+    /// The state the instance reached: it did, though EC2's reads may not show it yet.
+    pub state: RunState,
+    /// When it reached it, as the event says.
+    pub time: Option<SystemTime>,
+}
+
 /// What is wrong with an event that claims to be a lifecycle action. `at` is where the fields
 /// are: `detail.` in an EventBridge event, nothing in Auto Scaling's notification JSON.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -91,8 +107,12 @@ pub enum EventError {
         value: String,
         expected: &'static str,
     },
-    #[error("{at}EC2InstanceId: {error}")]
-    Instance { at: &'static str, error: InvalidId },
+    #[error("{at}{field}: {error}")]
+    Instance {
+        at: &'static str,
+        field: &'static str,
+        error: InvalidId,
+    },
 }
 
 /// An event sorted by what pinhook does with it.
@@ -100,6 +120,8 @@ pub enum EventError {
 pub enum Incoming {
     /// A lifecycle action to act on.
     Action(Box<LifecycleAction>),
+    /// An instance changed state: one without a group may be pinhook's.
+    StateChange(StateChange),
     /// `autoscaling:TEST_NOTIFICATION`: acknowledged and ignored.
     TestNotification { group: Option<String> },
     /// Anything that is not a lifecycle action for an instance: acknowledged and ignored.
@@ -131,13 +153,18 @@ impl Incoming {
         {
             return Self::Scheduled;
         }
+        if detail_type.as_deref() == Some(STATE_CHANGE_DETAIL_TYPE)
+            && source.as_deref() == Some(EC2_SOURCE)
+        {
+            return StateChange::parse(value);
+        }
         let transition = match detail_type.as_deref() {
             Some(LAUNCH_DETAIL_TYPE) => Transition::Launch,
             Some(TERMINATE_DETAIL_TYPE) => Transition::Terminate,
             _ => {
                 return Self::NotLifecycle {
                     reason: format!(
-                        "source {} with detail-type {} is not an Auto Scaling lifecycle action",
+                        "source {} with detail-type {} is neither an Auto Scaling lifecycle action nor an EC2 state change",
                         describe(source.as_deref()),
                         describe(detail_type.as_deref())
                     ),
@@ -219,6 +246,61 @@ impl Incoming {
     }
 }
 
+impl StateChange {
+    /// The state change in an EventBridge event from `aws.ec2`; one that names no instance or
+    /// no state is malformed, and says which.
+    fn parse(value: &Value) -> Incoming {
+        let malformed = |error: EventError| Incoming::Malformed {
+            error,
+            action: None,
+            transition: None,
+            metadata: None,
+        };
+        let Some(id) = string_at(value, &["detail", "instance-id"]) else {
+            let field = "instance-id";
+            return malformed(EventError::Missing {
+                at: "detail.",
+                field,
+            });
+        };
+        let instance = match InstanceId::parse(&id) {
+            Ok(instance) => instance,
+            Err(error) => {
+                let field = "instance-id";
+                return malformed(EventError::Instance {
+                    at: "detail.",
+                    field,
+                    error,
+                });
+            }
+        };
+        let Some(state) = string_at(value, &["detail", "state"]) else {
+            let field = "state";
+            return malformed(EventError::Missing {
+                at: "detail.",
+                field,
+            });
+        };
+        let state = match RunState::parse(&state) {
+            RunState::Other(other) => {
+                return malformed(EventError::Invalid {
+                    at: "detail.",
+                    field: "state",
+                    value: other,
+                    expected: "pending, running, stopping, stopped, shutting-down or terminated",
+                });
+            }
+            state => state,
+        };
+        let time = string_at(value, &["time"]).and_then(|t| humantime::parse_rfc3339(&t).ok());
+        Incoming::StateChange(StateChange {
+            instance,
+            state,
+            time,
+        })
+    }
+}
+
 impl LifecycleAction {
     /// The action from its fields; `expected` is the transition an EventBridge detail-type
     /// names, `at` where the fields are (for messages).
@@ -235,7 +317,11 @@ impl LifecycleAction {
         let group = required(detail.auto_scaling_group_name, "AutoScalingGroupName")?;
         let hook = required(detail.lifecycle_hook_name, "LifecycleHookName")?;
         let instance = InstanceId::parse(&required(detail.ec2_instance_id, "EC2InstanceId")?)
-            .map_err(|error| EventError::Instance { at, error })?;
+            .map_err(|error| EventError::Instance {
+                at,
+                field: "EC2InstanceId",
+                error,
+            })?;
         let token = required(detail.lifecycle_action_token, "LifecycleActionToken")?;
         let raw_transition = required(detail.lifecycle_transition, "LifecycleTransition")?;
         let transition = Transition::parse(&raw_transition).ok_or(EventError::Invalid {
@@ -442,12 +528,54 @@ mod tests {
     }
 
     #[test]
+    fn ec2_state_changes_are_read_and_broken_ones_named() {
+        let event = json!({
+            "version": "0", "id": "e", "detail-type": "EC2 Instance State-change Notification",
+            "source": "aws.ec2", "account": "123456789012", "time": "2026-12-01T09:00:00Z",
+            "region": "us-east-1", "resources": [],
+            "detail": {"instance-id": "i-0123456789abcdef0", "state": "running"}
+        });
+        let Incoming::StateChange(change) = Incoming::parse(&event) else {
+            panic!("not a state change: {:?}", Incoming::parse(&event));
+        };
+        assert_eq!(change.instance.as_str(), "i-0123456789abcdef0");
+        assert_eq!(change.state, RunState::Running);
+        assert_eq!(
+            change.time,
+            Some(humantime::parse_rfc3339("2026-12-01T09:00:00Z").unwrap())
+        );
+        for (detail, named) in [
+            (json!({}), "detail.instance-id"),
+            (
+                json!({"instance-id": "i-0123456789abcdef0"}),
+                "detail.state",
+            ),
+            (
+                json!({"instance-id": "i-0123456789abcdef0", "state": "melting"}),
+                "\"melting\"",
+            ),
+            (
+                json!({"instance-id": "node-1", "state": "running"}),
+                "detail.instance-id",
+            ),
+        ] {
+            let mut broken = event.clone();
+            broken["detail"] = detail;
+            let Incoming::Malformed { error, action, .. } = Incoming::parse(&broken) else {
+                panic!("not malformed: {broken}");
+            };
+            assert!(error.to_string().contains(named), "{error}");
+            assert_eq!(action, None);
+        }
+    }
+
+    #[test]
     fn other_events_are_not_lifecycle_actions() {
         for event in [
             json!({}),
             json!(null),
             json!("text"),
-            json!({"source": "aws.ec2", "detail-type": "EC2 Instance State-change Notification", "detail": {}}),
+            json!({"source": "my.app", "detail-type": "EC2 Instance State-change Notification", "detail": {"instance-id": "i-0123456789abcdef0", "state": "running"}}),
         ] {
             assert!(
                 matches!(Incoming::parse(&event), Incoming::NotLifecycle { .. }),

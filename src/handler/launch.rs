@@ -50,9 +50,9 @@ enum Tried {
     Unfinished(String),
 }
 
-/// Tries the launch until it ends, again from its reads after AWS's transient errors while the
-/// time before the completion's reserve allows another try, as a redelivery would; when it
-/// does not, the action is left pending for the redelivery.
+/// Tries the launch until it ends, again from its reads after AWS's transient errors until the
+/// time before the completion's reserve is up, as a redelivery would; then the action is left
+/// pending for the redelivery.
 async fn launch_with<A: AutoScalingApi, E: Ec2Api, K: MemberKind>(
     ctx: Ctx<'_, A, E>,
     action: &LifecycleAction,
@@ -67,7 +67,11 @@ async fn launch_with<A: AutoScalingApi, E: Ec2Api, K: MemberKind>(
     // Every AWS call of the launch ends before the completion's reserve.
     let until = deadline.keeping(ctx.settings.completion_reserve);
     let mut pause = RETRY_PAUSE;
+    // The first try's reason: the later ones often only say that the window ran out.
+    let mut first: Option<String> = None;
+    let mut tries = 0;
     loop {
+        tries += 1;
         let tried = try_launch(ctx, action, config, kind(), takeover, until, &mut story).await;
         let reason = match tried {
             Tried::Ends(ending) => {
@@ -82,21 +86,33 @@ async fn launch_with<A: AutoScalingApi, E: Ec2Api, K: MemberKind>(
             }
             Tried::Unfinished(reason) => reason,
         };
+        // Tries go on until the window ends: the action is left pending only once AWS's errors
+        // have had all of it.
         let left = until.saturating_duration_since(Instant::now());
-        if left < pause + ctx.settings.attempt_timeout {
+        if left < LAST_TRY {
+            let reason = match first {
+                Some(first) if first != reason => {
+                    format!("{first} (in {tries} tries; the last: {reason})")
+                }
+                _ if tries > 1 => format!("{reason} (in {tries} tries)"),
+                _ => reason,
+            };
             return story
                 .leave_pending(ctx, &action_ref, deadline, reason)
                 .await;
         }
+        first.get_or_insert_with(|| reason.clone());
         warn!(%reason, pause_ms = pause.as_millis() as u64, "unfinished; trying again from the reads");
         story.metrics.add(metrics::TRIED_AGAIN, 1.0);
-        tokio::time::sleep(pause).await;
+        tokio::time::sleep(pause.min(left - LAST_TRY / 2)).await;
         pause = (pause * 2).min(ctx.settings.max_backoff);
     }
 }
 
 /// The first pause before a launch is tried again within its invocation, doubled each time.
 const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
+/// Less time than this left in the window is no time for another try.
+const LAST_TRY: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// One try: check the event against Auto Scaling (reading the pool meanwhile), claim a member
 /// through the claim engine, record the lease.
@@ -158,23 +174,10 @@ async fn try_launch<A: AutoScalingApi, E: Ec2Api, K: MemberKind>(
         Ok(report) => report,
         Err(err) => return ended_by(err, config),
     };
-    story
-        .metrics
-        .add(metrics::CLAIM_CONFLICTS, f64::from(tally.conflicts));
-    if let Some(free) = tally.free_members {
-        story
-            .metrics
-            .set(metrics::FREE_MEMBERS, free as f64, "Count");
-    }
-    if tally.taken_over {
-        story.metrics.add(metrics::TAKEN_OVER, 1.0);
-    }
+    story.count(&tally);
     let (member, note) = match claimed {
         Claimed::Pinned { member, note } => (member, note),
         Claimed::NotPinned(reason) => {
-            if tally.exhausted {
-                story.metrics.add(metrics::POOL_EXHAUSTED, 1.0);
-            }
             warn!(%reason, on_failure = %config.on_failure, "nothing pinned");
             return Tried::Ends(Ending::Failed {
                 result: config.on_failure,
@@ -203,11 +206,6 @@ async fn try_launch<A: AutoScalingApi, E: Ec2Api, K: MemberKind>(
         .or(note)
         .unwrap_or_else(|| format!("pinned {}", member.id));
     if !tally.booted.is_zero() {
-        story.metrics.set(
-            metrics::BOOT_WAIT,
-            tally.booted.as_millis() as f64,
-            "Milliseconds",
-        );
         reason.push_str(&format!(
             ", after waiting {:.1} s for the instance to boot",
             tally.booted.as_secs_f64()

@@ -1,10 +1,12 @@
 //! The handler: one event in, at most one `CompleteLifecycleAction`, one summary out. It parses
 //! the event once into a typed input, decides whose hook an action belongs to, and routes it:
-//! each path is one story in one file — a launch (`launch.rs`), a release (`release.rs`), the
-//! sweep (`sweep.rs`) — and every claim goes through the claim engine (`crate::claim`).
+//! each path is one story in one file — a launch (`launch.rs`), a release (`release.rs`), an
+//! instance without a group (`instance.rs`), the sweep (`sweep.rs`) — and every claim goes
+//! through the claim engine (`crate::claim`).
 
 mod batch;
 mod check;
+mod instance;
 mod launch;
 mod lease;
 mod outcome;
@@ -144,6 +146,19 @@ async fn route<A: AutoScalingApi, E: Ec2Api>(
             let error = error.to_string();
             let metadata = metadata.map(|m| *m);
             malformed(ctx, error, action, transition, metadata, deadline)
+                .instrument(span)
+                .await
+        }
+        Incoming::StateChange(change) => {
+            let span = info_span!(
+                "state_change",
+                instance = %change.instance,
+                state = %change.state,
+                pool = field::Empty,
+                member = field::Empty,
+            );
+            // Boxed: the SDK's futures nest deeply, and this keeps the task small.
+            Box::pin(instance::state_change(ctx, &change, deadline))
                 .instrument(span)
                 .await
         }

@@ -36,6 +36,18 @@ pub enum Outcome {
     /// A scheduled sweep ran (the summary's `sweep` says what it did).
     #[serde(rename = "swept")]
     Swept,
+    /// An instance without a group got its member (or already held it).
+    #[serde(rename = "pinned")]
+    Pinned,
+    /// An instance without a group got no member: counted, and left to the sweep.
+    #[serde(rename = "not-pinned")]
+    NotPinned,
+    /// An instance without a group that is leaving or gone gave back what it held.
+    #[serde(rename = "released")]
+    Released,
+    /// An instance without a group stopped: it keeps its member.
+    #[serde(rename = "kept")]
+    Kept,
 }
 
 impl From<LifecycleResult> for Outcome {
@@ -78,6 +90,12 @@ pub struct Summary {
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sweep: Option<Box<SweepReport>>,
+    /// The state an EC2 state-change event reported, for an instance without a group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ec2_state: Option<String>,
+    /// How long after the instance reached `running` its member was pinned, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pinned_after_running_ms: Option<u64>,
 }
 
 impl Summary {
@@ -96,6 +114,8 @@ impl Summary {
             completion: None,
             reason: None,
             sweep: None,
+            ec2_state: None,
+            pinned_after_running_ms: None,
         }
     }
 
@@ -126,6 +146,13 @@ pub enum HandlerError {
         "the lifecycle action of {instance} is left pending (kept alive) for a redelivery to finish the job: {reason}"
     )]
     Unfinished {
+        instance: InstanceId,
+        reason: String,
+    },
+    #[error(
+        "instance {instance} got no member yet: {reason}; a redelivery of the event (or the sweep) carries on"
+    )]
+    NotYet {
         instance: InstanceId,
         reason: String,
     },
@@ -196,6 +223,13 @@ impl Story {
                 ..Metrics::default()
             },
         }
+    }
+
+    /// The pool, for the summary and the metrics' dimension.
+    pub fn about_pool(&mut self, pool: &PoolName) {
+        tracing::Span::current().record("pool", pool.as_str());
+        self.summary.pool = Some(pool.clone());
+        self.metrics.pool = Some(pool.to_string());
     }
 
     /// The availability zone of the instance, for the summary and the metrics' dimension.

@@ -47,6 +47,16 @@ impl Released {
         }
     }
 
+    /// The members released.
+    pub(crate) fn members(&self) -> &[String] {
+        &self.members
+    }
+
+    /// How many releases failed.
+    pub(crate) fn failed(&self) -> usize {
+        self.failures.len()
+    }
+
     /// What was released, or what failed.
     pub(crate) fn outcome(&self, pool: &PoolName) -> Result<String, String> {
         match self.failures.is_empty() {
@@ -55,8 +65,30 @@ impl Released {
         }
     }
 
+    /// Members already free whose holder tag still named the instance (EC2 let go of them with
+    /// the instance): only their tag was cleared.
+    fn freed(&self) -> Vec<&str> {
+        self.holder_tags
+            .iter()
+            .filter(|m| !self.members.contains(m))
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// Every member the instance gave back: released, or freed by EC2 and untagged.
+    pub(crate) fn given_back(&self) -> Vec<&str> {
+        let mut all: Vec<&str> = self.members.iter().map(String::as_str).collect();
+        all.extend(self.freed());
+        all
+    }
+
     fn reason(&self, pool: &PoolName) -> String {
+        let freed = self.freed();
         match (self.members.is_empty(), self.failures.is_empty()) {
+            (true, true) if !freed.is_empty() => format!(
+                "{} already free (EC2 let go of it with the instance): holder tag cleared",
+                freed.join(", ")
+            ),
             (true, true) => format!("the instance held no member of pool {pool:?}"),
             (_, true) => format!("released {}", self.members.join(", ")),
             (_, false) => format!("release failed for {}", self.failures.join("; ")),
@@ -230,16 +262,18 @@ async fn release<A: AutoScalingApi, E: Ec2Api>(
     Ok(Ok(released))
 }
 
-/// Releases everything of the pool the kind's instance holds and clears its lease tags: a
-/// holder's release, as the sweep repairs it.
+/// Releases everything of the pool the kind's instance holds and clears the holder tags (and,
+/// with `lease_tag`, the instance's lease tag; a terminated instance takes its tags with it):
+/// a holder's release, as the sweep repairs it and an instance without a group gives back.
 pub(crate) async fn release_holder<A, E: Ec2Api, K: MemberKind>(
     ctx: Ctx<'_, A, E>,
     kind: K,
     until: Instant,
+    lease_tag: bool,
 ) -> Released {
     let mut released = Released::default();
     let listed = kind.held().await;
-    release_kind(&kind, listed, true, until, &mut released).await;
+    release_kind(&kind, listed, lease_tag, until, &mut released).await;
     let failures = clear_tags(ctx, kind.instance(), &released).await;
     released.failures.extend(failures);
     released

@@ -10,13 +10,13 @@ use serde::Serialize;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
+use super::instance::pin_without_action;
 use super::lease;
 use super::outcome::{Handled, Outcome, Summary};
 use super::release::release_holder;
 use crate::aws::{
     AddressFilter, AutoScalingApi, AwsError, Ec2Api, EniFilter, ErrorKind, Meter, Metered,
 };
-use crate::claim::{self, Claimed, Request, Subject};
 use crate::config::{
     DeviceIndex, HOLDER_TAG, IDLE_SINCE_TAG, INSTANCE_EIP_TAG, INSTANCE_ENI_TAG, Pin, PinKind,
     Takeover,
@@ -28,7 +28,7 @@ use crate::decide::sweep::{
 use crate::holders::holder_states;
 use crate::member::{Binding, EipKind, EniKind, MemberKind};
 use crate::metrics::{self, Metrics};
-use crate::model::{Group, InstanceId, PoolMember};
+use crate::model::{Group, PoolMember};
 
 /// What to sweep, and whether to change anything.
 #[derive(Debug, Clone, Default)]
@@ -88,8 +88,13 @@ impl SweepReport {
             .as_deref()
             .map(|s| format!("; stopped early: {s}"))
             .unwrap_or_default();
+        let tagged: usize = self.pools.iter().map(|p| p.instances.len()).sum();
+        let tagged = match tagged {
+            0 => String::new(),
+            n => format!(" and {n} tagged instances"),
+        };
         format!(
-            "{} pools of {} groups: {work}, {} findings, {} calls{stopped}",
+            "{} pools of {} groups{tagged}: {work}, {} findings, {} calls{stopped}",
             self.pools.len(),
             self.groups.len(),
             self.all_findings().count(),
@@ -103,17 +108,12 @@ impl SweepReport {
     }
 }
 
-/// The schedule's sweep of the groups in `PINHOOK_GROUPS`.
+/// The schedule's sweep of the groups in `PINHOOK_GROUPS`, and of the instances without a
+/// group that their tags make pinhook's.
 pub(super) async fn scheduled<A: AutoScalingApi, E: Ec2Api>(
     ctx: Ctx<'_, A, E>,
     deadline: Deadline,
 ) -> Handled {
-    if ctx.settings.groups.is_empty() {
-        warn!("a scheduled sweep, but PINHOOK_GROUPS names no group: nothing to sweep");
-        return Handled::answer(
-            Summary::new(Outcome::Ignored).reason("scheduled sweep: PINHOOK_GROUPS names no group"),
-        );
-    }
     let (report, metrics) = match sweep(ctx, &SweepOptions::default(), deadline).await {
         Ok(swept) => swept,
         Err(err) if err.is_transient() => {
@@ -129,6 +129,14 @@ pub(super) async fn scheduled<A: AutoScalingApi, E: Ec2Api>(
             );
         }
     };
+    if report.groups.is_empty() && report.pools.is_empty() && report.findings.is_empty() {
+        let reason = "scheduled sweep: PINHOOK_GROUPS names no group, and no instance without a group is tagged pinhook:pin";
+        warn!("{reason}: nothing to sweep");
+        return Handled {
+            result: Ok(Summary::new(Outcome::Ignored).reason(reason)),
+            metrics,
+        };
+    }
     let reason = format!("swept {}", report.headline());
     info!(%reason, "sweep done");
     Handled {
@@ -189,15 +197,24 @@ async fn sweep_within<A: AutoScalingApi, E: Ec2Api>(
             calls: 0,
         });
     }
-    let groups = ctx.asg.groups(&names).await?;
-    // Each group's hooks, read concurrently.
+    // The groups, and the instances without a group that their tags make pinhook's, side by
+    // side; then each group's hooks, concurrently.
+    // No names would ask Auto Scaling for every group of the account.
+    let groups = async {
+        match names.is_empty() {
+            true => Ok(Vec::new()),
+            false => ctx.asg.groups(&names).await,
+        }
+    };
+    let (groups, tagged) = tokio::join!(groups, ctx.ec2.tagged_instances());
+    let (groups, tagged) = (groups?, tagged?);
     let hooks: Vec<_> =
         futures_util::future::try_join_all(groups.iter().map(|g| ctx.asg.hooks(&g.name)))
             .await?
             .into_iter()
             .flatten()
             .collect();
-    let (mut specs, findings) = sweep::pools(&names, &groups, &hooks);
+    let (mut specs, findings) = sweep::pools(&names, &groups, &hooks, &tagged);
     if let Some(only) = &options.pool {
         specs.retain(|s| s.pool.as_str() == only);
     }
@@ -291,7 +308,7 @@ async fn plan_pool<A: AutoScalingApi, E: Ec2Api, M: PoolMember>(
     groups: &[Group],
     members: &[M],
 ) -> Result<PoolPlan, AwsError> {
-    let outside = Holders::outside_of(groups, members);
+    let outside = Holders::outside_of(groups, spec, members);
     let outside = holder_states(ctx, &outside).await?;
     let holders = Holders {
         groups,
@@ -410,8 +427,8 @@ async fn repair_one<A: AutoScalingApi, E: Ec2Api>(
             // The device index plays no part in a release.
             let index = DeviceIndex::PRIMARY;
             match spec.pin {
-                PinKind::Eni => release_holder(ctx, EniKind::new(on, index), until).await,
-                PinKind::Eip => release_holder(ctx, EipKind::new(on, index), until).await,
+                PinKind::Eni => release_holder(ctx, EniKind::new(on, index), until, true).await,
+                PinKind::Eip => release_holder(ctx, EipKind::new(on, index), until, true).await,
             }
             .outcome(pool)
         }
@@ -421,62 +438,47 @@ async fn repair_one<A: AutoScalingApi, E: Ec2Api>(
             availability_zone,
             ..
         } => {
-            let Some(config) = spec.groups.get(group) else {
-                return Err(format!("group {group:?} has no pinhook hook for the pool"));
+            let config = match group {
+                Some(group) => spec
+                    .groups
+                    .get(group)
+                    .ok_or_else(|| format!("group {group:?} has no pinhook hook for the pool"))?,
+                None => match spec.tagged(instance) {
+                    Some(tagged) => &tagged.config,
+                    None => return Err(format!("{instance} is not tagged for the pool")),
+                },
             };
+            let group = group.as_deref();
             let on = Binding::new(ctx, pool, instance);
             match config.pin {
                 Pin::Eni { device_index } => {
                     let kind = EniKind::new(on, device_index);
-                    pin(ctx, kind, group, instance, availability_zone, until).await
+                    pin(ctx, kind, group, availability_zone, until).await
                 }
                 Pin::Eip { interface, .. } => {
                     let kind = EipKind::new(on, interface);
-                    pin(ctx, kind, group, instance, availability_zone, until).await
+                    pin(ctx, kind, group, availability_zone, until).await
                 }
             }
         }
     }
 }
 
-/// Pins a member to an instance in service through the claim engine, with no lifecycle action:
-/// no heartbeats, no waiting for releases, no takeover; then records the lease.
+/// Pins a member to an instance in service through the claim engine, with no lifecycle action
+/// and no takeover; then records the lease.
 async fn pin<A: AutoScalingApi, E: Ec2Api, K: MemberKind>(
     ctx: Ctx<'_, A, E>,
     kind: K,
-    group: &str,
-    instance: &InstanceId,
+    group: Option<&str>,
     zone: &str,
     until: Instant,
 ) -> Result<String, String> {
-    let first = claim::first_reads(&kind, Some(zone))
+    let pinned = pin_without_action(ctx, kind, group, zone, Takeover::Off, until)
         .await
         .map_err(|e| e.to_string())?;
-    let request = Request {
-        subject: Subject {
-            group,
-            instance,
-            action: None,
-        },
-        zone,
-        takeover: Takeover::Off,
-        until,
-    };
-    let report = claim::pin(ctx, request, kind, first)
-        .await
-        .map_err(|e| e.to_string())?;
-    match report.claimed {
-        Claimed::Pinned { member, note } => {
-            let lease = lease::record(ctx.ec2, &member.id, instance, K::INSTANCE_TAG)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(lease
-                .or(note)
-                .unwrap_or_else(|| format!("pinned {}", member.id)))
-        }
-        Claimed::NotPinned(reason) | Claimed::Unfinished(reason) => Err(reason),
-        Claimed::ActionEnded(stale) => Err(stale.0),
-    }
+    pinned
+        .result
+        .map(|(member, note)| note.unwrap_or_else(|| format!("pinned {}", member.id)))
 }
 
 /// The pool's figures as EMF, per Availability Zone (per pool for Elastic IPs): every sweep

@@ -2,6 +2,8 @@
 //! with every field AWS may omit optional, and the pool-member view shared by ENIs and
 //! addresses so that each rule is written once for both kinds.
 
+use std::collections::BTreeMap;
+
 use strum::{Display, EnumString};
 
 use super::{AllocationId, AssociationId, AttachmentId, EniId, InstanceId};
@@ -255,6 +257,32 @@ impl RunState {
 pub struct Ec2Instance {
     pub instance: InstanceId,
     pub state: RunState,
+    pub availability_zone: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The tag Auto Scaling puts on the instances of a group.
+pub const GROUP_TAG: &str = "aws:autoscaling:groupName";
+
+impl Ec2Instance {
+    /// An instance with its state alone, as a holder's state is read.
+    pub fn new(instance: InstanceId, state: RunState) -> Self {
+        Self {
+            instance,
+            state,
+            availability_zone: None,
+            tags: BTreeMap::new(),
+        }
+    }
+
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags.get(key).map(String::as_str)
+    }
+
+    /// The Auto Scaling group the instance belongs to, by the tag Auto Scaling puts on it.
+    pub fn group(&self) -> Option<&str> {
+        self.tag(GROUP_TAG)
+    }
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@ mod ids;
 mod lifecycle;
 
 pub use self::ec2::{
-    Address, AddressAssociation, Attachment, AttachmentStatus, Ec2Instance, Eni, PoolMember,
-    RunState,
+    Address, AddressAssociation, Attachment, AttachmentStatus, Ec2Instance, Eni, GROUP_TAG,
+    PoolMember, RunState,
 };
 pub use self::ids::{AllocationId, AssociationId, AttachmentId, EniId, InstanceId, InvalidId};
 pub use self::lifecycle::{

@@ -123,6 +123,34 @@ impl Control {
         self.control("GET", "calls", None)
     }
 
+    /// The AWS calls made so far, by operation.
+    pub fn call_counts(&self) -> std::collections::BTreeMap<String, u64> {
+        let calls = self.calls();
+        calls["calls"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The AWS calls made since `before` (a [`Control::call_counts`]), by operation.
+    pub fn calls_since(
+        &self,
+        before: &std::collections::BTreeMap<String, u64>,
+    ) -> std::collections::BTreeMap<String, u64> {
+        self.call_counts()
+            .into_iter()
+            .map(|(op, n)| {
+                let since = n - before.get(&op).copied().unwrap_or(0);
+                (op, since)
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
     /// The race a claimer armed for `victim` made happen: what it took.
     pub fn claimer_fired(&self, victim: &str) -> Value {
         let fired = self.control("GET", "claimers", None)["fired"].clone();

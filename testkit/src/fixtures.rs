@@ -310,6 +310,51 @@ impl World {
         run.instances()[0].instance_id().unwrap().to_owned()
     }
 
+    /// A plain EC2 instance with these tags, as Karpenter launches a node (an `EC2NodeClass`'s
+    /// `spec.tags`) or a launch template's tag specifications give them.
+    pub async fn tagged_instance(&self, subnet: &str, tags: &[(&str, &str)]) -> String {
+        let spec = aws_sdk_ec2::types::TagSpecification::builder()
+            .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
+            .set_tags(Some(
+                tags.iter()
+                    .map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(*k).value(*v).build())
+                    .collect(),
+            ))
+            .build();
+        let run = self
+            .ec2
+            .run_instances()
+            .image_id(AMI)
+            .min_count(1)
+            .max_count(1)
+            .subnet_id(subnet)
+            .tag_specifications(spec)
+            .send()
+            .await
+            .unwrap();
+        run.instances()[0].instance_id().unwrap().to_owned()
+    }
+
+    /// Stops an instance through EC2; it keeps its attached ENIs and associated addresses.
+    pub async fn stop_instance(&self, instance: &str) {
+        self.ec2
+            .stop_instances()
+            .instance_ids(instance)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Starts a stopped instance through EC2.
+    pub async fn start_instance(&self, instance: &str) {
+        self.ec2
+            .start_instances()
+            .instance_ids(instance)
+            .send()
+            .await
+            .unwrap();
+    }
+
     /// `count` Elastic IPs tagged `pinhook:pool` = `pool`.
     pub async fn eip_pool(&self, pool: &str, count: usize) -> Vec<String> {
         let mut addresses = Vec::new();
@@ -480,6 +525,14 @@ pub fn eip_metadata(pool: &str, extra: Value) -> String {
 }
 
 /// The instance a lifecycle event names.
+/// The tags that make an instance without a group pinhook's: `pinhook:pin` and `pinhook:pool`.
+pub fn node_tags(pin: Pin, pool: &str) -> [(&'static str, String); 2] {
+    [
+        ("pinhook:pin", pin.to_string()),
+        ("pinhook:pool", pool.to_owned()),
+    ]
+}
+
 pub fn instance_of(event: &Value) -> String {
     event["detail"]["EC2InstanceId"]
         .as_str()

@@ -26,7 +26,7 @@ pub use control::Control;
 pub use facts::{AddressState, EniState, InstanceState};
 pub use fixtures::{
     Group, GroupSpec, Network, Pin, eip_metadata, eni_metadata, hook_metadata, instance_of,
-    sample_event, sample_for,
+    node_tags, sample_event, sample_for,
 };
 pub use futures_util::future::join_all;
 pub use process::{Emulator, LambdaRuntime, pinhook_binary, pinhook_cli, python};

@@ -177,6 +177,7 @@ pub fn pinhook_cli(endpoint: &str, args: &[&std::ffi::OsStr]) -> std::process::O
         .env("AWS_REGION", REGION)
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("PINHOOK_CONSISTENCY_WINDOW_MS", "500")
         .env_remove("AWS_PROFILE")
         .output()
         .expect("running the pinhook binary")
@@ -270,6 +271,9 @@ impl LambdaRuntime {
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_ENDPOINT_URL", emulator_url)
             .env("PINHOOK_POLL_INTERVAL_MS", "100")
+            // The emulator's reads do not lag unless a test makes them: a read that has not
+            // caught up is looked at again for half a second, not AWS's five.
+            .env("PINHOOK_CONSISTENCY_WINDOW_MS", "500")
             .env_remove("AWS_PROFILE")
             .stdin(Stdio::null())
             .stdout(output.try_clone().expect("a log file"))

@@ -268,16 +268,11 @@ async fn throttling_that_outlasts_the_retries_is_returned_for_redelivery_without
     // error returned so that a redelivery carries on.
     assert!(matches!(err, HandlerError::Unfinished { .. }), "{err}");
     assert!(err.to_string().contains("Throttling"), "{err}");
-    // Each try made every attempt the settings allow, and the launch was tried again while the
-    // deadline left time for it.
+    // The launch was tried again, each try making the attempts the settings allow, until the
+    // deadline (less the completion's reserve) left no time for another.
     let attempts = fast_settings().max_attempts as usize;
-    assert_eq!(
-        describe.num_calls() % attempts,
-        0,
-        "{}",
-        describe.num_calls()
-    );
     assert!(describe.num_calls() > attempts, "{}", describe.num_calls());
+    assert!(err.to_string().contains("tries"), "{err}");
     assert_eq!(complete.num_calls(), 0);
     assert_eq!(heartbeat.num_calls(), 1);
     assert_eq!(
@@ -580,8 +575,14 @@ async fn a_sweep_denied_its_reads_says_which_permission_is_missing() {
         )
         .repeatedly()
         .build();
+    // The sweep reads the instances tagged pinhook:pin beside the groups: none here.
+    let tagged = mock!(Ec2Sdk::describe_instances)
+        .sequence()
+        .http_status(200, Some(ec2_ok("DescribeInstances", "<reservationSet/>")))
+        .repeatedly()
+        .build();
 
-    let err = sweep_with(&[&denied], ec2(&[])).await.unwrap_err();
+    let err = sweep_with(&[&denied], ec2(&[&tagged])).await.unwrap_err();
 
     assert!(
         err.to_string()

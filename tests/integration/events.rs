@@ -43,6 +43,16 @@ async fn each_sample_event_replays_through_cargo_lambda_with_a_clear_answer() {
         ("sns-launch.json", "stale", "is in no Auto Scaling group"),
         ("sqs-test-notification.json", "ignored", "test notification"),
         ("sns-test-notification.json", "ignored", "test notification"),
+        (
+            "instance-running.json",
+            "ignored",
+            "EC2 does not describe the instance yet, and still not after the consistency window",
+        ),
+        (
+            "instance-terminated.json",
+            "ignored",
+            "EC2 no longer describes the instance",
+        ),
     ];
 
     for (file, outcome, reason) in expected {

@@ -297,11 +297,13 @@ impl Ec2Api for FakeCloud {
             .instances
             .iter()
             .filter(|i| instances.contains(&i.instance))
-            .map(|i| Ec2Instance {
-                instance: i.instance.clone(),
-                state: RunState::Running,
-            })
+            .map(|i| Ec2Instance::new(i.instance.clone(), RunState::Running))
             .collect())
+    }
+
+    /// The fake's instances are all its group's: none is selected by tag.
+    async fn tagged_instances(&self) -> Result<Vec<Ec2Instance>, AwsError> {
+        Ok(Vec::new())
     }
 
     async fn network_interfaces(&self, filter: &EniFilter) -> Result<Vec<Eni>, AwsError> {

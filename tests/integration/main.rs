@@ -14,6 +14,7 @@ mod eni_release;
 mod events;
 mod fake;
 mod foreign_hooks;
+mod instances;
 mod notification_targets;
 mod reliability;
 mod sweep;

@@ -505,7 +505,8 @@ async fn status_json_shows_what_the_emulator_holds() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn the_cli_explains_a_missing_region_and_missing_groups() {
+async fn the_cli_explains_a_missing_region_and_missing_credentials_and_reads_tagged_instances_without_groups()
+ {
     let run = |args: &[&str], env: &[(&str, &str)]| {
         let mut command = Command::new(pinhook_binary());
         command
@@ -529,15 +530,21 @@ async fn the_cli_explains_a_missing_region_and_missing_groups() {
     let (code, stderr) = run(&["status", "--group", "g"], &[("AWS_REGION", "us-east-1")]);
     assert_eq!(code, Some(2));
     assert!(stderr.contains("no AWS credentials"), "{stderr}");
+    // Without groups it says it reads only the instances tagged pinhook:pin (here from an
+    // endpoint where nothing listens, which it names)
     let keys = [
         ("AWS_REGION", "us-east-1"),
         ("AWS_ACCESS_KEY_ID", "testing"),
         ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+        ("PINHOOK_ATTEMPT_TIMEOUT_MS", "500"),
+        ("PINHOOK_MAX_ATTEMPTS", "1"),
     ];
     let (code, stderr) = run(&["sweep"], &keys);
-    assert_eq!(code, Some(2));
+    assert_ne!(code, Some(0), "{stderr}");
     assert!(
-        stderr.contains("pass --group NAME, or set PINHOOK_GROUPS"),
+        stderr.contains("--group NAME, or PINHOOK_GROUPS=group-a,group-b): only the instances tagged pinhook:pin without a group are read"),
         "{stderr}"
     );
+    assert!(stderr.contains("ec2:DescribeInstances"), "{stderr}");
 }

@@ -41,6 +41,11 @@ pub enum FindingKind {
     HolderUnknown,
     /// A pool whose members could not be read.
     UnreadablePool,
+    /// An instance without a group whose `pinhook:` tags cannot be used.
+    BadInstanceTags,
+    /// A member held by a stopped instance without a group: kept (EC2 keeps it through stop and
+    /// start), reported.
+    HeldByStopped,
 }
 
 /// Something the owner should know, that the sweep does not change.

@@ -1,6 +1,6 @@
-//! The sweep's decisions, with no I/O: which pools pinhook's hooks on the served groups
-//! configure (here), and, from a pool's members and their holders as AWS reports them, the
-//! repairs to make and the findings to report (`plan`).
+//! The sweep's decisions, with no I/O: which pools pinhook's hooks on the served groups and the
+//! tags of instances without a group configure (here), and, from a pool's members and their
+//! holders as AWS reports them, the repairs to make and the findings to report (`plan`).
 
 mod findings;
 mod plan;
@@ -12,9 +12,10 @@ use serde::Serialize;
 pub use self::findings::{Finding, FindingKind, Severity};
 pub use self::plan::{Holders, MemberState, MemberView, PoolPlan, ZoneView, plan};
 use crate::config::{HookConfig, HookMetadata, Pin, PinKind, PoolName, Takeover};
-use crate::model::{Group, Hook, InstanceId, Transition};
+use crate::model::{Ec2Instance, Group, Hook, InstanceId, RunState, Transition};
 
-/// A pool as pinhook's hooks on the served groups configure it.
+/// A pool as pinhook's hooks on the served groups, and the tags of instances without a group,
+/// configure it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolSpec {
     pub pool: PoolName,
@@ -22,13 +23,29 @@ pub struct PoolSpec {
     /// Each group whose pinhook hooks use the pool, with the settings of its launch hook (or of
     /// its terminate hook when it has no launch hook).
     pub groups: BTreeMap<String, HookConfig>,
+    /// The instances without a group whose tags name the pool, with their settings.
+    pub tagged: Vec<Tagged>,
+}
+
+/// An instance without a group whose tags make it pinhook's (DESIGN.md, "Instances without a
+/// group"), as EC2 reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tagged {
+    pub instance: InstanceId,
+    pub state: RunState,
+    pub availability_zone: Option<String>,
+    pub config: HookConfig,
 }
 
 impl PoolSpec {
     /// Whether every launch hook of the pool may take an address over: a replacement then
     /// needs no spare.
     fn takes_over(&self) -> bool {
-        self.groups.values().all(|c| {
+        let configs = self
+            .groups
+            .values()
+            .chain(self.tagged.iter().map(|t| &t.config));
+        configs.into_iter().all(|c| {
             matches!(
                 c.pin,
                 Pin::Eip {
@@ -40,8 +57,14 @@ impl PoolSpec {
     }
 }
 
-/// What pinhook's hooks on the served groups say: the pools, and what is wrong with the hooks.
-pub fn pools(served: &[String], groups: &[Group], hooks: &[Hook]) -> (Vec<PoolSpec>, Vec<Finding>) {
+/// What pinhook's hooks on the served groups and the tags of instances without a group say: the
+/// pools, and what is wrong with the hooks and the tags.
+pub fn pools(
+    served: &[String],
+    groups: &[Group],
+    hooks: &[Hook],
+    tagged: &[Ec2Instance],
+) -> (Vec<PoolSpec>, Vec<Finding>) {
     let mut specs: BTreeMap<(PoolName, PinKind), PoolSpec> = BTreeMap::new();
     let mut findings = Vec::new();
     for name in served
@@ -95,11 +118,7 @@ pub fn pools(served: &[String], groups: &[Group], hooks: &[Hook]) -> (Vec<PoolSp
             pinhooks += 1;
             let spec = specs
                 .entry((config.pool.clone(), config.pin.kind()))
-                .or_insert_with(|| PoolSpec {
-                    pool: config.pool.clone(),
-                    pin: config.pin.kind(),
-                    groups: BTreeMap::new(),
-                });
+                .or_insert_with(|| PoolSpec::new(&config));
             let launch = hook.transition == Some(Transition::Launch);
             if launch || !spec.groups.contains_key(&group.name) {
                 spec.groups.insert(group.name.clone(), config);
@@ -119,7 +138,47 @@ pub fn pools(served: &[String], groups: &[Group], hooks: &[Hook]) -> (Vec<PoolSp
             );
         }
     }
+    // Instances without a group, selected by their tags; a group's instance is its hooks'.
+    for instance in tagged.iter().filter(|i| i.group().is_none()) {
+        match HookConfig::from_tags(&instance.tags) {
+            None => {}
+            Some(Err(error)) => findings.push(Finding::new(
+                Severity::Error,
+                FindingKind::BadInstanceTags,
+                format!(
+                    "instance {} ({}) has unusable pinhook tags: {error}",
+                    instance.instance, instance.state
+                ),
+            )),
+            Some(Ok(config)) => specs
+                .entry((config.pool.clone(), config.pin.kind()))
+                .or_insert_with(|| PoolSpec::new(&config))
+                .tagged
+                .push(Tagged {
+                    instance: instance.instance.clone(),
+                    state: instance.state.clone(),
+                    availability_zone: instance.availability_zone.clone(),
+                    config,
+                }),
+        }
+    }
     (specs.into_values().collect(), findings)
+}
+
+impl PoolSpec {
+    fn new(config: &HookConfig) -> Self {
+        Self {
+            pool: config.pool.clone(),
+            pin: config.pin.kind(),
+            groups: BTreeMap::new(),
+            tagged: Vec::new(),
+        }
+    }
+
+    /// The instance without a group, if the pool's tags select it.
+    pub fn tagged(&self, instance: &InstanceId) -> Option<&Tagged> {
+        self.tagged.iter().find(|t| &t.instance == instance)
+    }
 }
 
 /// One change the sweep makes.
@@ -146,10 +205,12 @@ pub enum Repair {
         member: String,
         instance: InstanceId,
     },
-    /// Pin a member to an instance in service that holds none.
+    /// Pin a member to an instance in service (or, without a group, running) that holds none.
     Pin {
         pool: String,
-        group: String,
+        /// `None` for an instance without a group.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        group: Option<String>,
         instance: InstanceId,
         availability_zone: String,
     },
@@ -199,10 +260,16 @@ impl std::fmt::Display for Repair {
                 group,
                 instance,
                 availability_zone,
-            } => write!(
-                f,
-                "pin a member of pool {pool} to {instance} (group {group}, {availability_zone}), in service without one"
-            ),
+            } => match group {
+                Some(group) => write!(
+                    f,
+                    "pin a member of pool {pool} to {instance} (group {group}, {availability_zone}), in service without one"
+                ),
+                None => write!(
+                    f,
+                    "pin a member of pool {pool} to {instance} (no group, tagged, {availability_zone}), running without one"
+                ),
+            },
         }
     }
 }
@@ -234,7 +301,7 @@ mod tests {
             transition: Some(Transition::Launch),
             metadata: None,
         }];
-        let (specs, findings) = pools(&["app".into(), "gone".into()], &[group], &hooks);
+        let (specs, findings) = pools(&["app".into(), "gone".into()], &[group], &hooks, &[]);
         assert!(specs.is_empty());
         let kinds: Vec<FindingKind> = findings.iter().map(|f| f.kind).collect();
         assert_eq!(

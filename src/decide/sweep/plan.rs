@@ -22,6 +22,9 @@ enum Standing {
     Leaving(String),
     /// Held by an instance of a group the pool's hooks do not cover: reported, not changed.
     Elsewhere(String),
+    /// Held by a stopped (or stopping) instance without a group: kept, since EC2 keeps an
+    /// attached ENI and an associated address through stop and start; reported.
+    Stopped(String),
     /// Its state could not be read: nothing is changed on a guess.
     Unknown,
 }
@@ -44,13 +47,19 @@ impl Holders<'_> {
             .find(|i| &i.instance == instance)
     }
 
-    /// The instances holding members that are no served group's instances: to look up.
-    pub fn outside_of<M: PoolMember>(groups: &[Group], members: &[M]) -> Vec<InstanceId> {
+    /// The instances holding members that are neither a served group's instances nor tagged
+    /// instances of the pool (both read already): to look up.
+    pub fn outside_of<M: PoolMember>(
+        groups: &[Group],
+        spec: &PoolSpec,
+        members: &[M],
+    ) -> Vec<InstanceId> {
         let served = |i: &InstanceId| {
-            groups
-                .iter()
-                .flat_map(|g| &g.instances)
-                .any(|s| &s.instance == i)
+            spec.tagged(i).is_some()
+                || groups
+                    .iter()
+                    .flat_map(|g| &g.instances)
+                    .any(|s| &s.instance == i)
         };
         let mut outside: Vec<InstanceId> = members
             .iter()
@@ -69,7 +78,10 @@ impl Holders<'_> {
             .or_else(|| self.outside.in_asg(instance))
     }
 
-    fn state_of(&self, instance: &InstanceId) -> Option<String> {
+    fn state_of(&self, instance: &InstanceId, spec: &PoolSpec) -> Option<String> {
+        if let Some(tagged) = spec.tagged(instance) {
+            return Some(format!("{} (tagged, in no group)", tagged.state));
+        }
         if let Some(i) = self.described(instance) {
             return Some(i.state.to_string());
         }
@@ -81,6 +93,15 @@ impl Holders<'_> {
     }
 
     fn standing(&self, instance: &InstanceId, spec: &PoolSpec) -> Standing {
+        if let Some(tagged) = spec.tagged(instance) {
+            let state = &tagged.state;
+            return match state {
+                RunState::Running => Standing::Serving,
+                RunState::Stopping | RunState::Stopped => Standing::Stopped(state.to_string()),
+                state if state.is_gone() => Standing::Leaving(format!("its holder is {state}")),
+                state => Standing::InFlight(format!("{state}, tagged, in no group")),
+            };
+        }
         if let Some(described) = self.described(instance) {
             use LifecycleState as S;
             let state = &described.state;
@@ -180,6 +201,9 @@ pub struct PoolPlan {
     pub pool: String,
     pub pin: PinKind,
     pub groups: Vec<String>,
+    /// The instances without a group whose tags name the pool.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<InstanceId>,
     pub zones: Vec<ZoneView>,
     pub members: Vec<MemberView>,
     pub repairs: Vec<Repair>,
@@ -203,6 +227,7 @@ pub fn plan<M: PoolMember>(
         pool: pool.to_owned(),
         pin: spec.pin,
         groups: spec.groups.keys().cloned().collect(),
+        instances: spec.tagged.iter().map(|t| t.instance.clone()).collect(),
         zones: Vec::new(),
         members: Vec::new(),
         repairs: Vec::new(),
@@ -229,6 +254,11 @@ pub fn plan<M: PoolMember>(
                 }
             }
         }
+    }
+    // Each tagged instance that is not gone takes one member where it runs.
+    for tagged in spec.tagged.iter().filter(|t| !t.state.is_gone()) {
+        let zone = zone_of(tagged.availability_zone.as_deref());
+        zones.entry(zone).or_default().placeable += 1;
     }
     let mut holding: Vec<&InstanceId> = Vec::new();
     for member in &members {
@@ -306,7 +336,7 @@ pub fn plan<M: PoolMember>(
         };
         view.held += 1;
         shown.state = MemberState::Held;
-        shown.holder_state = holders.state_of(holder);
+        shown.holder_state = holders.state_of(holder, spec);
         match holders.standing(holder, spec) {
             Standing::Serving => {
                 holding.push(holder);
@@ -328,6 +358,16 @@ pub fn plan<M: PoolMember>(
                     instance: holder.clone(),
                     why,
                 });
+            }
+            Standing::Stopped(state) => {
+                holding.push(holder);
+                plan.findings.push(finding(
+                    Severity::Info,
+                    FindingKind::HeldByStopped,
+                    format!(
+                        "{id} of pool {pool:?} is held by {holder}, which is {state}: kept, since EC2 keeps it through stop and start"
+                    ),
+                ));
             }
             Standing::Elsewhere(group) => plan.findings.push(finding(
                 Severity::Warning,
@@ -362,11 +402,28 @@ pub fn plan<M: PoolMember>(
                 .drift += 1;
             plan.repairs.push(Repair::Pin {
                 pool: pool.to_owned(),
-                group: name.clone(),
+                group: Some(name.clone()),
                 instance: instance.instance.clone(),
                 availability_zone: instance.availability_zone.clone(),
             });
         }
+    }
+    // Running instances without a group, tagged for the pool, that hold no member: a lost
+    // state-change event, or one that could not be acted on.
+    for tagged in &spec.tagged {
+        let Some(zone) = &tagged.availability_zone else {
+            continue;
+        };
+        if tagged.state != RunState::Running || holding.contains(&&tagged.instance) {
+            continue;
+        }
+        zones.entry(zone_of(Some(zone))).or_default().drift += 1;
+        plan.repairs.push(Repair::Pin {
+            pool: pool.to_owned(),
+            group: None,
+            instance: tagged.instance.clone(),
+            availability_zone: zone.clone(),
+        });
     }
     let wanted_spare = i64::from(!spec.takes_over());
     for (zone, view) in &mut zones {
@@ -442,7 +499,7 @@ mod tests {
             transition: Some(Transition::Launch),
             metadata: Some(metadata.into()),
         }];
-        let (specs, findings) = pools(&["app".into()], &[group(vec![])], &hooks);
+        let (specs, findings) = pools(&["app".into()], &[group(vec![])], &hooks, &[]);
         assert!(findings.is_empty(), "{findings:?}");
         specs.into_iter().next().unwrap()
     }
@@ -468,10 +525,7 @@ mod tests {
             // held by a launch in flight: left alone
             eni(5, Some("i-3"), None),
         ];
-        let ec2 = [Ec2Instance {
-            instance: id("i-9"),
-            state: RunState::Running,
-        }];
+        let ec2 = [Ec2Instance::new(id("i-9"), RunState::Running)];
         let outside = HolderStates {
             asg: vec![],
             ec2: Some(ec2.to_vec()),
