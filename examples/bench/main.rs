@@ -242,15 +242,7 @@ pub(crate) fn busy_seconds(world: &World) -> f64 {
 }
 
 pub(crate) fn call_counts(world: &World) -> BTreeMap<String, u64> {
-    let calls = world.emulator.control("GET", "calls", None);
-    calls["calls"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
-                .collect()
-        })
-        .unwrap_or_default()
+    world.emulator.call_counts()
 }
 
 pub(crate) fn check_census(

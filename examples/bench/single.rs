@@ -9,9 +9,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pinhook_testkit::{
-    AZ_A, GroupSpec, Pin, REGION, World, burst_settings, hook_metadata, node_tags, unique,
-};
+use pinhook_testkit::{Pin, Pinning, REGION, World, burst_settings, node_tags};
 use serde_json::{Value, json};
 
 use crate::{busy_seconds, call_counts, now_epoch_ms, percentile};
@@ -88,15 +86,7 @@ pub async fn run(
     };
     let mut rows = Vec::new();
     for pin in [Pin::Eni, Pin::Eip] {
-        let pool = unique(&format!("bench-{pin}"));
-        match pin {
-            Pin::Eni => world.eni_pool(&net, &pool, AZ_A, 2).await,
-            Pin::Eip => world.eip_pool(&pool, 2).await,
-        };
-        let metadata = hook_metadata(pin, &pool, json!({}));
-        let group = world
-            .group(GroupSpec::pinning(vec![net.subnet_a.clone()], metadata, 2))
-            .await;
+        let Pinning { group, pool, .. } = world.pinning(&net, pin, 2, 2).await;
         let mut samples = Samples::default();
         // Each round launches one instance and terminates it: first with no added latency (the
         // timing and memory), then once with a fixed latency on every AWS call (the serial

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use pinhook::config::{RetryMode, Settings};
-use pinhook_testkit::{AZ_A, GroupSpec, Pin, World, burst_settings, hook_metadata, unique};
+use pinhook_testkit::{Pin, Pinning, World, burst_settings};
 use serde_json::{Value, json};
 
 use crate::environments::{Delivery, bench_settings, deliver};
@@ -129,17 +129,10 @@ async fn round_of(
     let mut events = Vec::new();
     let mut groups = Vec::new();
     for (pin, launches) in [(Pin::Eni, eni), (Pin::Eip, eip)] {
-        let pool = unique(&format!("throttled-{pin}"));
-        match pin {
-            Pin::Eni => world.eni_pool(&net, &pool, AZ_A, launches + 2).await,
-            Pin::Eip => world.eip_pool(&pool, launches + 2).await,
-        };
-        let metadata = hook_metadata(pin, &pool, json!({}));
-        let spec = GroupSpec {
-            terminate_metadata: None,
-            ..GroupSpec::pinning(vec![net.subnet_a.clone()], metadata, launches as i32)
-        };
-        let group = world.group(spec).await;
+        let pinning = world
+            .pinning(&net, pin, launches + 2, launches as i32)
+            .await;
+        let Pinning { group, pool, .. } = pinning;
         world.scale(&group, launches as i32).await;
         events.extend(world.emulator.pending_events(&group.name));
         groups.push((group, pool, pin, launches));

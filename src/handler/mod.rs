@@ -218,11 +218,53 @@ async fn whose_hook<A: AutoScalingApi, E>(
         return Ok(hook);
     }
     let read = ctx.asg.hook_metadata(&action.group, &action.hook).await;
-    let metadata = read.split_transient()?.unwrap_or_else(|err| {
-        warn!(error = %err, "could not read the hook's metadata");
-        None
-    });
-    Ok(HookMetadata::parse(metadata.as_deref()))
+    match read.split_transient()? {
+        Ok(metadata) => Ok(HookMetadata::parse(metadata.as_deref())),
+        // Whose it is cannot be told: left alone, as another tool's would be, saying why.
+        Err(err) => {
+            error!(error = %err, "could not read the hook's metadata");
+            Ok(HookMetadata::Foreign(format!(
+                "its NotificationMetadata could not be read ({err}), so pinhook cannot tell it is its own"
+            )))
+        }
+    }
+}
+
+/// The transition the instance waits in, if it waits in the named group: on a converged read
+/// when the event says which transition (a read that has not caught up is looked at again),
+/// else on one read.
+async fn waiting<A: AutoScalingApi, E>(
+    ctx: Ctx<'_, A, E>,
+    action: &ActionRef,
+    transition: Option<Transition>,
+) -> Result<Option<Transition>, AwsError> {
+    if let (Some(transition), Some(token)) = (transition, &action.token) {
+        let as_event = LifecycleAction {
+            transition,
+            group: action.group.clone(),
+            hook: action.hook.clone(),
+            instance: action.instance.clone(),
+            token: token.clone(),
+            metadata: None,
+            origin: None,
+            destination: None,
+        };
+        return Ok(match check::converged(ctx, &as_event).await? {
+            decide::Checked::Pin { .. } | decide::Checked::EnterWarmPool => {
+                Some(Transition::Launch)
+            }
+            decide::Checked::Release { .. } => Some(Transition::Terminate),
+            decide::Checked::Behind(_) | decide::Checked::Stale(_) => None,
+        });
+    }
+    let described = ctx
+        .asg
+        .describe_instances(std::slice::from_ref(&action.instance))
+        .await?;
+    Ok(described
+        .iter()
+        .find(|d| d.group == action.group)
+        .and_then(|d| decide::waiting_for(&d.state)))
 }
 
 /// Another tool's lifecycle action (DESIGN.md, "Whose hooks"): nothing changed, nothing
@@ -279,21 +321,14 @@ async fn malformed<A: AutoScalingApi, E: Ec2Api>(
         HookMetadata::Unusable(unusable) => unusable.on_failure,
     };
     error!(%error, "malformed lifecycle event; completing its action with the failure result");
-    let read = ctx
-        .asg
-        .describe_instances(std::slice::from_ref(&action.instance))
-        .await;
-    let waiting = match read.split_transient() {
+    let waiting = match waiting(ctx, &action, transition).await.split_transient() {
         Err(transient) => return story.retry(transient),
         // Unchecked: harmless, because Auto Scaling refuses a token that is not active.
         Ok(Err(err)) => {
             error!(error = %err, "could not check the instance with Auto Scaling; completing unchecked");
             transition
         }
-        Ok(Ok(described)) => described
-            .iter()
-            .find(|d| d.group == action.group)
-            .and_then(|d| decide::waiting_for(&d.state)),
+        Ok(Ok(waiting)) => waiting,
     };
     let ending = match waiting {
         None => Ending::Stale(Stale(format!(

@@ -121,8 +121,8 @@ impl World {
             .map(str::to_owned)
     }
 
-    /// The EC2 state of an instance: `running`, `terminated`, …
-    pub async fn ec2_state(&self, instance: &str) -> String {
+    /// The instance as EC2 describes it.
+    async fn described(&self, instance: &str) -> Option<aws_sdk_ec2::types::Instance> {
         let found = self
             .ec2
             .describe_instances()
@@ -134,7 +134,15 @@ impl World {
             .reservations()
             .iter()
             .flat_map(|r| r.instances())
-            .find_map(|i| {
+            .next()
+            .cloned()
+    }
+
+    /// The EC2 state of an instance: `running`, `terminated`, …
+    pub async fn ec2_state(&self, instance: &str) -> String {
+        self.described(instance)
+            .await
+            .and_then(|i| {
                 i.state()
                     .and_then(|s| s.name())
                     .map(|n| n.as_str().to_owned())
@@ -178,18 +186,10 @@ impl World {
     }
 
     pub async fn instance_tag(&self, instance: &str, key: &str) -> Option<String> {
-        let found = self
-            .ec2
-            .describe_instances()
-            .instance_ids(instance)
-            .send()
-            .await
-            .unwrap();
-        found
-            .reservations()
+        let described = self.described(instance).await?;
+        described
+            .tags()
             .iter()
-            .flat_map(|r| r.instances())
-            .flat_map(|i| i.tags())
             .find(|t| t.key() == Some(key))
             .and_then(|t| t.value())
             .map(str::to_owned)

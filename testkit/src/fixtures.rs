@@ -310,6 +310,35 @@ impl World {
         run.instances()[0].instance_id().unwrap().to_owned()
     }
 
+    /// A fresh pool of `members` named `pool`: ENIs in AZ a, or Elastic IPs.
+    pub async fn pool_of(
+        &self,
+        net: &Network,
+        pin: Pin,
+        pool: &str,
+        members: usize,
+    ) -> Vec<String> {
+        match pin {
+            Pin::Eni => self.eni_pool(net, pool, AZ_A, members).await,
+            Pin::Eip => self.eip_pool(pool, members).await,
+        }
+    }
+
+    /// A fresh pool of `members` (ENIs in AZ a, or Elastic IPs) and a group in AZ a of up to
+    /// `max_size` instances whose launch and terminate hooks pin from it.
+    pub async fn pinning(&self, net: &Network, pin: Pin, members: usize, max_size: i32) -> Pinning {
+        let pool = unique(&format!("pool-{pin}"));
+        let members = self.pool_of(net, pin, &pool, members).await;
+        let metadata = hook_metadata(pin, &pool, serde_json::json!({}));
+        let spec = GroupSpec::pinning(vec![net.subnet_a.clone()], metadata, max_size);
+        let group = self.group(spec).await;
+        Pinning {
+            group,
+            pool,
+            members,
+        }
+    }
+
     /// A plain EC2 instance with these tags, as Karpenter launches a node (an `EC2NodeClass`'s
     /// `spec.tags`) or a launch template's tag specifications give them.
     pub async fn tagged_instance(&self, subnet: &str, tags: &[(&str, &str)]) -> String {
@@ -525,6 +554,14 @@ pub fn eip_metadata(pool: &str, extra: Value) -> String {
 }
 
 /// The instance a lifecycle event names.
+/// A pool and a group whose hooks pin from it.
+#[derive(Debug, Clone)]
+pub struct Pinning {
+    pub group: Group,
+    pub pool: String,
+    pub members: Vec<String>,
+}
+
 /// The tags that make an instance without a group pinhook's: `pinhook:pin` and `pinhook:pool`.
 pub fn node_tags(pin: Pin, pool: &str) -> [(&'static str, String); 2] {
     [

@@ -7,6 +7,7 @@
 //! (`mocks`).
 
 pub mod census;
+pub mod cfn;
 pub mod clock;
 pub mod control;
 pub mod facts;
@@ -25,8 +26,8 @@ pub use clock::Clock;
 pub use control::Control;
 pub use facts::{AddressState, EniState, InstanceState};
 pub use fixtures::{
-    Group, GroupSpec, Network, Pin, eip_metadata, eni_metadata, hook_metadata, instance_of,
-    node_tags, sample_event, sample_for,
+    Group, GroupSpec, Network, Pin, Pinning, eip_metadata, eni_metadata, hook_metadata,
+    instance_of, node_tags, sample_event, sample_for,
 };
 pub use futures_util::future::join_all;
 pub use process::{Emulator, LambdaRuntime, pinhook_binary, pinhook_cli, python};

@@ -24,36 +24,33 @@ fn interceptor(rules: &[&Rule]) -> MockResponseInterceptor {
     )
 }
 
+/// A client of one service answered by the rules, with pinhook's retry and timeout policy.
+macro_rules! mocked {
+    ($service:ident, $rules:expr, $settings:expr) => {
+        $service::Client::from_conf(
+            $service::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new(REGION))
+                .credentials_provider(Credentials::new("a", "b", None, None, "mock"))
+                .http_client(create_mock_http_client())
+                .retry_config(retry_config($settings))
+                .retry_partition(own_partition())
+                .time_source(TokioClock::new())
+                .timeout_config(timeout_config($settings))
+                .interceptor(interceptor($rules))
+                .build(),
+        )
+    };
+}
+
 /// An EC2 client answered by the rules, with pinhook's retry and timeout policy.
 pub fn ec2(rules: &[&Rule], settings: &Settings) -> Ec2Sdk {
-    let config = aws_sdk_ec2::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(REGION))
-        .credentials_provider(Credentials::new("a", "b", None, None, "mock"))
-        .http_client(create_mock_http_client())
-        .retry_config(retry_config(settings))
-        .retry_partition(own_partition())
-        .time_source(TokioClock::new())
-        .timeout_config(timeout_config(settings))
-        .interceptor(interceptor(rules))
-        .build();
-    Ec2Sdk::from_conf(config)
+    mocked!(aws_sdk_ec2, rules, settings)
 }
 
 /// An Auto Scaling client answered by the rules, with pinhook's retry and timeout policy.
 pub fn asg(rules: &[&Rule], settings: &Settings) -> AsgSdk {
-    let config = aws_sdk_autoscaling::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(REGION))
-        .credentials_provider(Credentials::new("a", "b", None, None, "mock"))
-        .http_client(create_mock_http_client())
-        .retry_config(retry_config(settings))
-        .retry_partition(own_partition())
-        .time_source(TokioClock::new())
-        .timeout_config(timeout_config(settings))
-        .interceptor(interceptor(rules))
-        .build();
-    AsgSdk::from_conf(config)
+    mocked!(aws_sdk_autoscaling, rules, settings)
 }
 
 /// EC2's answer to `operation`, with this body.

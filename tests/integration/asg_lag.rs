@@ -11,10 +11,7 @@ use pinhook::handler::Completion;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::support::{
-    AZ_A, Group, GroupSpec, Pin, World, fast_settings, hook_metadata, instance_of, sample_event,
-    unique,
-};
+use crate::support::{Group, Pin, World, fast_settings, instance_of, sample_event};
 
 const LAG: f64 = 2.0;
 
@@ -33,14 +30,8 @@ async fn lagging(lag: f64, unlisted: bool) -> World {
 /// A group in AZ a pinning from a pool of two.
 async fn pinning_group(world: &World, pin: Pin) -> (Group, String) {
     let net = world.network().await;
-    let pool = unique("lagged");
-    match pin {
-        Pin::Eni => world.eni_pool(&net, &pool, AZ_A, 2).await,
-        Pin::Eip => world.eip_pool(&pool, 2).await,
-    };
-    let metadata = hook_metadata(pin, &pool, json!({}));
-    let spec = GroupSpec::pinning(vec![net.subnet_a.clone()], metadata, 2);
-    (world.group(spec).await, pool)
+    let pinning = world.pinning(&net, pin, 2, 2).await;
+    (pinning.group, pinning.pool)
 }
 
 /// How many requests of each action the emulator has served.
@@ -209,4 +200,32 @@ async fn without_lag_a_launch_reads_auto_scaling_once() {
     assert_eq!(made("AttachNetworkInterface"), 1);
     assert_eq!(made("CreateTags"), 2);
     assert_eq!(made("CompleteLifecycleAction"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_malformed_launch_whose_instance_is_not_listed_yet_is_still_completed() {
+    // Given a new instance in Pending:Wait that Auto Scaling's reads do not list yet, and its
+    // launch event with a field broken in transit
+    let world = lagging(LAG, true).await;
+    let (group, _) = pinning_group(&world, Pin::Eni).await;
+    world.scale(&group, 1).await;
+    let mut event = world.emulator.pending_events(&group.name).remove(0);
+    event["detail"]["Origin"] = json!("Elsewhere");
+    let instance = instance_of(&event);
+
+    // When it arrives at once
+    let summary = world.deliver(&event).await;
+
+    // Then pinhook looked again until the read listed the instance, and completed the action
+    // with the hook's failure outcome rather than leave it to time out
+    assert_eq!(summary.outcome, Outcome::Abandon, "{summary:?}");
+    assert_eq!(
+        summary.completion,
+        Some(Completion::Completed),
+        "{summary:?}"
+    );
+    let reason = summary.reason.unwrap_or_default();
+    assert!(reason.contains("Origin"), "{reason}");
+    let action = world.emulator.action_of(&group.name, &instance, "launch");
+    assert_eq!(action["result"], "ABANDON", "{action}");
 }

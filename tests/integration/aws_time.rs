@@ -11,23 +11,13 @@ use pinhook::handler::Completion;
 use serde_json::{Value, json};
 
 use crate::support::Pin;
-use crate::support::{
-    AZ_A, Group, GroupSpec, World, fast_settings, hook_metadata, instance_of, unique,
-};
+use crate::support::{Group, World, fast_settings, instance_of};
 
 /// A group in AZ a pinning from a fresh pool of `members` (ENIs, or Elastic IPs), and the pool.
 async fn pinning_group(world: &World, pin: Pin, members: usize) -> (Group, String, Vec<String>) {
     let net = world.network().await;
-    let pool = unique(&pin.to_string());
-    let members = match pin {
-        Pin::Eni => world.eni_pool(&net, &pool, AZ_A, members).await,
-        Pin::Eip => world.eip_pool(&pool, members).await,
-    };
-    let metadata = hook_metadata(pin, &pool, json!({}));
-    let group = world
-        .group(GroupSpec::pinning(vec![net.subnet_a.clone()], metadata, 2))
-        .await;
-    (group, pool, members)
+    let pinning = world.pinning(&net, pin, members, 2).await;
+    (pinning.group, pinning.pool, pinning.members)
 }
 
 /// The members of the pool the instance holds, as AWS sees them.

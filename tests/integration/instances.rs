@@ -9,7 +9,7 @@ use pinhook::Outcome;
 use serde_json::{Value, json};
 
 use crate::support::Pin;
-use crate::support::{AZ_A, GroupSpec, World, hook_metadata, join_all, node_tags, unique};
+use crate::support::{GroupSpec, World, hook_metadata, join_all, node_tags, unique};
 
 /// EC2's state-change events of an instance so far, by state.
 fn events(world: &World, instance: &str) -> BTreeMap<String, Value> {
@@ -25,10 +25,7 @@ fn events(world: &World, instance: &str) -> BTreeMap<String, Value> {
 async fn node(world: &World, pin: Pin, members: usize) -> (String, Vec<String>, String) {
     let net = world.network().await;
     let pool = unique(&format!("nodes-{pin}"));
-    let members = match pin {
-        Pin::Eni => world.eni_pool(&net, &pool, AZ_A, members).await,
-        Pin::Eip => world.eip_pool(&pool, members).await,
-    };
+    let members = world.pool_of(&net, pin, &pool, members).await;
     let tags = node_tags(pin, &pool);
     let tags: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let instance = world.tagged_instance(&net.subnet_a, &tags).await;

@@ -6,13 +6,10 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value, json};
-use serde_yaml_ng::value::TaggedValue;
+use serde_json::{Value, json};
 
+use crate::support::cfn::{self, ACCOUNT, REGION, as_list};
 use crate::support::{repo_root, sample_event};
-
-const ACCOUNT: &str = "123456789012";
-const REGION: &str = "us-east-1";
 
 /// The template with its intrinsic functions evaluated for these parameter values.
 fn template(group_names: &[&str]) -> Value {
@@ -27,8 +24,17 @@ fn template_with(group_names: &[&str], hook_names: &[&str]) -> Value {
 /// The same, with the optional lifecycle queue (`NotificationQueue`) and the hooks created on a
 /// group.
 fn template_full(group_names: &[&str], hook_names: &[&str], queue: bool) -> Value {
-    let text = std::fs::read_to_string(repo_root().join("template.yaml")).expect("template.yaml");
-    let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("template.yaml is YAML");
+    template_given(group_names, hook_names, queue, &[])
+}
+
+/// The template for these parameter values, and these others; every other parameter takes its
+/// Default, as CloudFormation does (StateChangeRule: NONE).
+fn template_given(
+    group_names: &[&str],
+    hook_names: &[&str],
+    queue: bool,
+    others: &[(&str, Value)],
+) -> Value {
     let mut parameters = BTreeMap::new();
     parameters.insert("GroupNames".to_owned(), json!(group_names));
     // CloudFormation passes an empty CommaDelimitedList default as one empty string
@@ -47,172 +53,10 @@ fn template_full(group_names: &[&str], hook_names: &[&str], queue: bool) -> Valu
     parameters.insert("LifecycleRuleState".to_owned(), json!("ENABLED"));
     parameters.insert("AlarmTopicArn".to_owned(), json!(""));
     parameters.insert("SweepSchedule".to_owned(), json!("rate(5 minutes)"));
-    // Every other parameter takes its Default, as CloudFormation does (StateChangeRule: NONE).
-    for (name, declaration) in yaml["Parameters"]
-        .as_mapping()
-        .expect("the template has parameters")
-    {
-        let Some(default) = declaration.get("Default") else {
-            continue;
-        };
-        let default = match (declaration["Type"].as_str(), default.as_str()) {
-            (Some("CommaDelimitedList"), Some(list)) => json!(list.split(',').collect::<Vec<_>>()),
-            _ => evaluate(default, &BTreeMap::new()),
-        };
-        parameters
-            .entry(name.as_str().unwrap().to_owned())
-            .or_insert(default);
+    for (name, value) in others {
+        parameters.insert((*name).to_owned(), value.clone());
     }
-    parameters.insert("AWS::Partition".to_owned(), json!("aws"));
-    parameters.insert("AWS::Region".to_owned(), json!(REGION));
-    parameters.insert("AWS::AccountId".to_owned(), json!(ACCOUNT));
-    parameters.insert("AWS::NoValue".to_owned(), Value::Null);
-    // The conditions first: `If` picks its branch by them.
-    let conditions: Vec<(String, Value)> = yaml["Conditions"]
-        .as_mapping()
-        .expect("the template has conditions")
-        .iter()
-        .map(|(name, condition)| {
-            let name = name.as_str().unwrap().to_owned();
-            (
-                format!("condition:{name}"),
-                evaluate(condition, &parameters),
-            )
-        })
-        .collect();
-    parameters.extend(conditions);
-    evaluate(&yaml, &parameters)
-}
-
-/// Evaluates the intrinsic functions the template uses (short and long forms): Ref, Sub,
-/// Join, Split, GetAtt (to a placeholder), Equals, Not, and If by its condition.
-fn evaluate(yaml: &serde_yaml_ng::Value, parameters: &BTreeMap<String, Value>) -> Value {
-    use serde_yaml_ng::Value as Y;
-    match yaml {
-        Y::Null => Value::Null,
-        Y::Bool(b) => json!(b),
-        Y::Number(n) => serde_json::to_value(n).unwrap(),
-        Y::String(s) => json!(s),
-        // AWS::NoValue (null here) removes an item from a list, as CloudFormation does.
-        Y::Sequence(items) => Value::Array(
-            items
-                .iter()
-                .map(|i| evaluate(i, parameters))
-                .filter(|v| !v.is_null())
-                .collect(),
-        ),
-        Y::Mapping(map) => {
-            if map.len() == 1 {
-                let (key, value) = map.iter().next().unwrap();
-                if let Some(function) = key
-                    .as_str()
-                    .filter(|k| *k == "Ref" || k.starts_with("Fn::"))
-                {
-                    return intrinsic(
-                        function.trim_start_matches("Fn::"),
-                        &evaluate(value, parameters),
-                        parameters,
-                    );
-                }
-            }
-            Value::Object(
-                map.iter()
-                    .map(|(k, v)| {
-                        (
-                            k.as_str().unwrap_or_default().to_owned(),
-                            evaluate(v, parameters),
-                        )
-                    })
-                    .collect::<Map<_, _>>(),
-            )
-        }
-        Y::Tagged(tagged) => {
-            let TaggedValue { tag, value } = tagged.as_ref();
-            let name = tag.to_string();
-            intrinsic(
-                name.trim_start_matches('!'),
-                &evaluate(value, parameters),
-                parameters,
-            )
-        }
-    }
-}
-
-fn intrinsic(function: &str, argument: &Value, parameters: &BTreeMap<String, Value>) -> Value {
-    let substitute = |text: &str, extra: &Map<String, Value>| {
-        let mut out = text.to_owned();
-        for (name, value) in parameters
-            .iter()
-            .map(|(k, v)| (k.as_str(), v))
-            .chain(extra.iter().map(|(k, v)| (k.as_str(), v)))
-        {
-            if let Some(value) = value.as_str() {
-                out = out.replace(&format!("${{{name}}}"), value);
-            }
-        }
-        json!(out)
-    };
-    match function {
-        "Ref" => {
-            let name = argument.as_str().unwrap();
-            parameters
-                .get(name)
-                .cloned()
-                .unwrap_or_else(|| json!(format!("ref:{name}")))
-        }
-        "Sub" => match argument {
-            Value::String(text) => substitute(text, &Map::new()),
-            Value::Array(parts) => {
-                substitute(parts[0].as_str().unwrap(), parts[1].as_object().unwrap())
-            }
-            other => panic!("Sub of {other}"),
-        },
-        "Join" => {
-            let separator = argument[0].as_str().unwrap();
-            let items: Vec<&str> = argument[1]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_str().unwrap())
-                .collect();
-            json!(items.join(separator))
-        }
-        "Split" => {
-            let separator = argument[0].as_str().unwrap();
-            json!(
-                argument[1]
-                    .as_str()
-                    .unwrap()
-                    .split(separator)
-                    .collect::<Vec<_>>()
-            )
-        }
-        "GetAtt" => json!(format!(
-            "getatt:{}",
-            argument
-                .as_str()
-                .map_or_else(|| argument.to_string(), str::to_owned)
-        )),
-        "If" => {
-            let condition = argument[0].as_str().unwrap();
-            let holds = parameters
-                .get(&format!("condition:{condition}"))
-                .and_then(Value::as_bool)
-                .unwrap_or_else(|| panic!("condition {condition} is not evaluated"));
-            argument[if holds { 1 } else { 2 }].clone()
-        }
-        "Equals" => json!(argument[0] == argument[1]),
-        "Not" => json!(!argument[0].as_bool().unwrap()),
-        other => panic!("the template uses {other}, which this test does not evaluate"),
-    }
-}
-
-fn as_list(value: &Value) -> Vec<Value> {
-    match value {
-        Value::Array(items) => items.clone(),
-        Value::Null => Vec::new(),
-        other => vec![other.clone()],
-    }
+    cfn::evaluated(&repo_root().join("template.yaml"), parameters)
 }
 
 /// Every IAM statement of the function's role.
@@ -608,4 +452,55 @@ fn the_optional_queue_is_encrypted_drained_with_batch_item_failures_and_fed_by_t
             .all(|s| !as_list(&s["Action"]).contains(&json!("sqs:ReceiveMessage")))
     );
     assert!(without["Resources"]["LaunchHook"]["Properties"]["NotificationTargetARN"].is_null());
+}
+
+#[test]
+fn the_state_change_rule_and_its_statements_serve_tagged_instances_outside_any_group_only() {
+    // Without StateChangeRule (NONE, the default) nothing of it exists
+    let without = template(&["licensed-app"]);
+    assert!(without["Resources"]["InstanceStateRule"].is_null());
+    let statement =
+        |template: &Value, sid: &str| statements(template).into_iter().find(|s| s["Sid"] == sid);
+    let sid = "MembersArePinnedToTaggedInstancesWithoutAGroupOnly";
+    assert_eq!(statement(&without, sid), None);
+
+    // With it, a rule for the states that act, matching the samples and not a stop
+    let with = template_given(
+        &["licensed-app"],
+        &[],
+        false,
+        &[("StateChangeRule", json!("ENABLED"))],
+    );
+    let rule = &with["Resources"]["InstanceStateRule"]["Properties"];
+    assert_eq!(rule["State"], "ENABLED");
+    let pattern = &rule["EventPattern"];
+    for sample in ["instance-running.json", "instance-terminated.json"] {
+        assert!(matches(pattern, &sample_event(sample)), "{sample}");
+    }
+    let mut stopped = sample_event("instance-running.json");
+    stopped["detail"]["state"] = json!("stopped");
+    assert!(!matches(pattern, &stopped));
+    assert!(!matches(pattern, &sample_event("launch.json")));
+
+    // and claims and lease tags only on instances tagged pinhook:pin outside any group
+    let tagged_only = json!({
+        "aws:ResourceTag/pinhook:pin": "false",
+        "aws:ResourceTag/aws:autoscaling:groupName": "true",
+    });
+    let claims = statement(&with, sid).expect("the claims on tagged instances");
+    assert_eq!(
+        as_list(&claims["Action"]),
+        [
+            json!("ec2:AttachNetworkInterface"),
+            json!("ec2:AssociateAddress")
+        ]
+    );
+    assert_eq!(claims["Condition"]["Null"], tagged_only, "{claims}");
+    let leases = statement(&with, "LeaseTagsOnTaggedInstancesWithoutAGroupOnly")
+        .expect("the lease tags on tagged instances");
+    assert_eq!(leases["Condition"]["Null"], tagged_only, "{leases}");
+    assert_eq!(
+        leases["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"],
+        json!(["pinhook:eni", "pinhook:eip"])
+    );
 }

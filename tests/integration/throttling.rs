@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::support::Pin;
 use crate::support::{
-    AZ_A, Census, GroupSpec, World, hook_metadata, instance_of, join_all, unique,
+    AZ_A, Census, GroupSpec, Pinning, World, hook_metadata, instance_of, join_all, unique,
 };
 
 /// A common function timeout, far below the template's.
@@ -33,17 +33,9 @@ async fn a_burst_under_20_percent_random_throttling_pins_every_launch_within_a_3
     let mut events = Vec::new();
     let mut groups = Vec::new();
     for (pin, launches) in [(Pin::Eni, 10), (Pin::Eip, 8)] {
-        let pool = unique(&format!("random-{pin}"));
-        match pin {
-            Pin::Eni => world.eni_pool(&net, &pool, AZ_A, launches + 2).await,
-            Pin::Eip => world.eip_pool(&pool, launches + 2).await,
-        };
-        let metadata = hook_metadata(pin, &pool, json!({}));
-        let spec = GroupSpec {
-            terminate_metadata: None,
-            ..GroupSpec::pinning(vec![net.subnet_a.clone()], metadata, launches as i32)
-        };
-        let group = world.group(spec).await;
+        let Pinning { group, pool, .. } = world
+            .pinning(&net, pin, launches + 2, launches as i32)
+            .await;
         world.scale(&group, launches as i32).await;
         events.extend(world.emulator.pending_events(&group.name));
         groups.push((group, pool, pin, launches));
@@ -84,15 +76,11 @@ async fn a_launch_throttled_until_its_deadline_is_left_pending_and_pinned_by_the
     // Given one launch, with pinhook's production settings and a 30 s timeout
     let world = World::dedicated_with(production()).await;
     let net = world.network().await;
-    let pool = unique(&format!("throttled-{pin}"));
-    let members = match pin {
-        Pin::Eni => world.eni_pool(&net, &pool, AZ_A, 1).await,
-        Pin::Eip => world.eip_pool(&pool, 1).await,
-    };
-    let metadata = hook_metadata(pin, &pool, json!({}));
-    let group = world
-        .group(GroupSpec::pinning(vec![net.subnet_a.clone()], metadata, 1))
-        .await;
+    let Pinning {
+        group,
+        pool,
+        members,
+    } = world.pinning(&net, pin, 1, 1).await;
     world.scale(&group, 1).await;
     let event = world.emulator.pending_events(&group.name).remove(0);
     let instance = instance_of(&event);
