@@ -1,9 +1,11 @@
 //! Configuration, each parsed once into a validated type: the per-hook settings in a lifecycle
-//! hook's `NotificationMetadata` (`hook`), and the function-wide `PINHOOK_…` environment
-//! variables (`settings`); and the tags that are pinhook's public interface on AWS resources.
+//! hook's `NotificationMetadata` (`hook`), the same settings as an instance's `pinhook:` tags
+//! (`tags`), and the function-wide `PINHOOK_…` environment variables (`settings`); and the tags
+//! that are pinhook's public interface on AWS resources.
 
 mod hook;
 mod settings;
+mod tags;
 
 pub use self::hook::{
     DeviceIndex, HookConfig, HookMetadata, MetadataError, Pin, PinKind, PoolName, Takeover,

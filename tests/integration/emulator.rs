@@ -123,7 +123,7 @@ async fn concurrent_claims_of_one_eni_have_exactly_one_winner() {
 
 #[tokio::test(start_paused = true)]
 async fn an_attachment_goes_through_attaching_to_attached_and_the_primary_cannot_be_detached() {
-    let world = World::new().await;
+    let world = World::dedicated().await; // its clock moves with this test alone
     let net = world.network().await;
     let instance = world.lone_instance(&net.subnet_a).await;
     let eni = world.eni(&net.subnet_a, &[]).await;
@@ -461,7 +461,7 @@ async fn a_nat_gateways_address_is_associated_with_its_interface() {
 #[tokio::test(start_paused = true)]
 async fn a_booting_instance_refuses_attachments_and_associations_with_incorrect_instance_state() {
     // Given a group instance that boots for a minute
-    let world = World::new().await;
+    let world = World::dedicated().await; // its clock moves with this test alone
     let net = world.network().await;
     let group = world
         .group(GroupSpec::bare(vec![net.subnet_a.clone()], 1))

@@ -3,6 +3,7 @@
 //! holders as AWS reports them, the repairs to make and the findings to report (`plan`).
 
 mod findings;
+mod holders;
 mod plan;
 
 use std::collections::BTreeMap;
@@ -10,7 +11,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 pub use self::findings::{Finding, FindingKind, Severity};
-pub use self::plan::{Holders, MemberState, MemberView, PoolPlan, ZoneView, plan};
+pub use self::holders::Holders;
+pub use self::plan::{MemberState, MemberView, PoolPlan, ZoneView, plan};
 use crate::config::{HookConfig, HookMetadata, Pin, PinKind, PoolName, Takeover};
 use crate::model::{Ec2Instance, Group, Hook, InstanceId, RunState, Transition};
 
@@ -35,26 +37,6 @@ pub struct Tagged {
     pub state: RunState,
     pub availability_zone: Option<String>,
     pub config: HookConfig,
-}
-
-impl PoolSpec {
-    /// Whether every launch hook of the pool may take an address over: a replacement then
-    /// needs no spare.
-    fn takes_over(&self) -> bool {
-        let configs = self
-            .groups
-            .values()
-            .chain(self.tagged.iter().map(|t| &t.config));
-        configs.into_iter().all(|c| {
-            matches!(
-                c.pin,
-                Pin::Eip {
-                    takeover: Takeover::Allowed,
-                    ..
-                }
-            )
-        })
-    }
 }
 
 /// What pinhook's hooks on the served groups and the tags of instances without a group say: the
@@ -166,6 +148,24 @@ pub fn pools(
 }
 
 impl PoolSpec {
+    /// Whether every launch hook of the pool may take an address over: a replacement then
+    /// needs no spare.
+    fn takes_over(&self) -> bool {
+        let configs = self
+            .groups
+            .values()
+            .chain(self.tagged.iter().map(|t| &t.config));
+        configs.into_iter().all(|c| {
+            matches!(
+                c.pin,
+                Pin::Eip {
+                    takeover: Takeover::Allowed,
+                    ..
+                }
+            )
+        })
+    }
+
     fn new(config: &HookConfig) -> Self {
         Self {
             pool: config.pool.clone(),
