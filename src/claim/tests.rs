@@ -103,19 +103,6 @@ impl MemberKind for Scripted<'_> {
         Ok(read)
     }
 
-    async fn interfaces(&self) -> Result<Vec<Eni>, AwsError> {
-        Ok(Vec::new())
-    }
-
-    async fn prepare(
-        &mut self,
-        _interfaces: Vec<Eni>,
-        _members: &[Eni],
-        _until: Instant,
-    ) -> Result<Ready<Eni>, AwsError> {
-        Ok(Ready::Claim)
-    }
-
     async fn claim(&self, member: &Eni) -> Result<(), AwsError> {
         let mut script = self.script.lock().unwrap();
         script.claims.push(member.id.to_string());

@@ -4,7 +4,7 @@
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::{Binding, Member, MemberKind, Ready, Refusal, Slot, poll_until};
+use super::{Binding, Member, MemberKind, Refusal, Slot, poll_until};
 use crate::aws::{AwsError, Ec2Api, EniFilter, ErrorKind, Resource};
 use crate::config::{DeviceIndex, INSTANCE_ENI_TAG, PoolName};
 use crate::model::{AttachmentStatus, Eni, InstanceId, PoolMember};
@@ -94,19 +94,6 @@ impl<E: Ec2Api> MemberKind for EniKind<'_, E> {
             self.on.ec2.network_interfaces(&tagged)
         );
         Ok(merged(attached?, tagged?))
-    }
-
-    async fn interfaces(&self) -> Result<Vec<Eni>, AwsError> {
-        Ok(Vec::new())
-    }
-
-    async fn prepare(
-        &mut self,
-        _interfaces: Vec<Eni>,
-        _members: &[Eni],
-        _until: Instant,
-    ) -> Result<Ready<Eni>, AwsError> {
-        Ok(Ready::Claim)
     }
 
     async fn claim(&self, member: &Eni) -> Result<(), AwsError> {

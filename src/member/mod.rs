@@ -137,16 +137,22 @@ pub trait MemberKind: Send + Sync {
     /// The instance's network interfaces, read beside the pool when a claim needs them (an
     /// Elastic IP needs the interface that receives it); none for a kind whose pool read alone
     /// shows what the instance holds (an ENI).
-    fn interfaces(&self) -> impl Future<Output = Result<Vec<Eni>, AwsError>> + Send;
+    fn interfaces(&self) -> impl Future<Output = Result<Vec<Eni>, AwsError>> + Send {
+        async { Ok(Vec::new()) }
+    }
 
     /// Looks at the instance before the first claim: `interfaces` are the instance's network
     /// interfaces, `members` the pool. May wait until `until`.
+    /// By default there is nothing to look at: claim.
     fn prepare(
         &mut self,
         interfaces: Vec<Eni>,
         members: &[Self::Member],
         until: Instant,
-    ) -> impl Future<Output = Result<Ready<Self::Member>, AwsError>> + Send;
+    ) -> impl Future<Output = Result<Ready<Self::Member>, AwsError>> + Send {
+        let _ = (interfaces, members, until);
+        async { Ok(Ready::Claim) }
+    }
 
     /// Claims a free member for the instance, in one AWS call that AWS refuses if someone else
     /// holds the member.
