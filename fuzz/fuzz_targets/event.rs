@@ -1,6 +1,6 @@
 //! Any bytes, as the event Lambda hands to pinhook: parsing never panics, and what it makes of
-//! a lifecycle event is either a checked action or an error that says what is wrong, however
-//! Auto Scaling delivered it (EventBridge, an SQS batch, SNS records).
+//! a lifecycle event or an EC2 state change is either a checked input or an error that says
+//! what is wrong, however it was delivered (EventBridge, an SQS batch, SNS records).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -17,6 +17,8 @@ fuzz_target!(|data: &[u8]| {
     for detail_type in ["EC2 Instance-launch Lifecycle Action", "EC2 Instance-terminate Lifecycle Action"] {
         check(&json!({"source": "aws.autoscaling", "detail-type": detail_type, "detail": value}));
     }
+    let state_change = "EC2 Instance State-change Notification";
+    check(&json!({"source": "aws.ec2", "detail-type": state_change, "detail": value}));
     let body = value.to_string();
     check(&json!({"Records": [{"messageId": "m", "body": body, "eventSource": "aws:sqs"}]}));
     check(&json!({"Records": [{"EventSource": "aws:sns", "Sns": {"MessageId": "s", "Message": body}}]}));
@@ -33,6 +35,7 @@ fn check_one(incoming: &Incoming) {
     match incoming {
         Incoming::Malformed { error, .. } => assert!(!error.to_string().is_empty()),
         Incoming::Action(action) => assert!(!action.group.is_empty() && !action.token.is_empty()),
+        Incoming::StateChange(change) => assert!(change.instance.as_str().starts_with("i-")),
         Incoming::NotLifecycle { reason } => assert!(!reason.is_empty()),
         Incoming::TestNotification { .. } | Incoming::Scheduled => {}
     }
