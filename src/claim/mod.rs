@@ -17,7 +17,7 @@ use crate::context::Ctx;
 use crate::decide::{self, AfterPass, Exhaustion, HolderStates, MayTakeOver, Stale, Wait};
 use crate::event::LifecycleAction;
 use crate::holders::holder_states;
-use crate::member::{Member, MemberKind, Ready, Refusal, Slot};
+use crate::member::{Member, MemberKind, NotReleased, Ready, Refusal, Slot};
 use crate::model::{Eni, InstanceId, PoolMember, RunState};
 
 /// Claims tried on one read of the pool. After that many lost races the read is stale: a
@@ -402,7 +402,7 @@ impl<A: AutoScalingApi, E: Ec2Api, K: MemberKind> Engine<'_, A, E, K> {
                 }
                 Ok(Some(end))
             }
-            AfterPass::OutOfTime(reason) => Ok(Some(Claimed::Unfinished(reason))),
+            AfterPass::Unfinished(reason) => Ok(Some(Claimed::Unfinished(reason))),
         }
     }
 
@@ -432,9 +432,19 @@ impl<A: AutoScalingApi, E: Ec2Api, K: MemberKind> Engine<'_, A, E, K> {
                 continue;
             };
             info!(member = victim.member_id(), from = %holder, "taking the member over from its holder, which is leaving, unhealthy or gone");
-            if let Err(reason) = self.kind.release(victim, holder, self.wait_limit()).await {
-                warn!(member = victim.member_id(), %reason, "could not take the member from its holder");
-                continue;
+            match self.kind.release(victim, holder, self.wait_limit()).await {
+                Ok(()) => {}
+                // AWS's transient errors decide nothing: the redelivery takes it over.
+                Err(NotReleased::Transient(err)) => {
+                    return Ok(Some(Claimed::Unfinished(format!(
+                        "taking {} over from {holder}: {err}",
+                        victim.member_id()
+                    ))));
+                }
+                Err(NotReleased::Failed(reason)) => {
+                    warn!(member = victim.member_id(), %reason, "could not take the member from its holder");
+                    continue;
+                }
             }
             if let Some(end) = self.attempt(victim, Some(holder)).await? {
                 return Ok(Some(end));

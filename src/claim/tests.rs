@@ -161,7 +161,7 @@ impl MemberKind for Scripted<'_> {
         _member: &Eni,
         _holder: &InstanceId,
         _until: Instant,
-    ) -> Result<(), String> {
+    ) -> Result<(), NotReleased> {
         Ok(())
     }
 }

@@ -184,9 +184,10 @@ pub enum AfterPass {
     /// Nothing can be pinned now: why. The claim looks once more at the instance before it
     /// settles on this (a concurrent delivery may have pinned it meanwhile).
     GiveUp(String),
-    /// Every holder is leaving, but the function's time is up before a release: not a
-    /// failure, the claim is left for a redelivery.
-    OutOfTime(String),
+    /// Not a failure, but not done either: every holder is leaving and the function's time is
+    /// up before a release, or the claim kept losing races while members were listed free. The
+    /// claim is left for a redelivery (or the next sweep).
+    Unfinished(String),
 }
 
 /// Whether a claim may wait for a leaving holder's release.
@@ -233,13 +234,15 @@ pub fn after_pass(
             format!("pool {pool:?} is exhausted{scope}: all {held} members are held{why}")
         }
         Exhaustion::Contended { free, members } => {
-            // Every lost race means another claimer won a member, so a pool of `members` can
-            // beat one claimer only so many times before it is all held.
+            // Every lost race means another claimer won a member, so the members read can beat
+            // one claimer only so many times before they are all held. Losing races is no fact
+            // that the pool is exhausted (the read may be a first page of a larger pool), so past
+            // the bound the claim is left unfinished, never failed.
             let limit = *members as u32 + 5;
             if passes_contended <= limit {
                 return AfterPass::ClaimAgain;
             }
-            return AfterPass::GiveUp(format!(
+            return AfterPass::Unfinished(format!(
                 "lost every claim on pool {pool:?}{scope} {limit} times in a row, with {free} members still listed as free"
             ));
         }
@@ -248,7 +251,7 @@ pub fn after_pass(
                 format!("all {held} members of pool {pool:?}{scope} are held by leaving instances");
             return match wait {
                 Wait::ForRelease => AfterPass::WaitForRelease,
-                Wait::NoTimeLeft => AfterPass::OutOfTime(format!(
+                Wait::NoTimeLeft => AfterPass::Unfinished(format!(
                     "{why}, and none was released before the function's deadline"
                 )),
                 Wait::NoAction => AfterPass::GiveUp(format!(
@@ -496,10 +499,10 @@ mod tests {
                 "pass {pass}"
             );
         }
-        let AfterPass::GiveUp(reason) =
+        let AfterPass::Unfinished(reason) =
             after_pass(&contended, &pool(), Some("az-a"), 9, ENI, Wait::ForRelease)
         else {
-            panic!("a pool of 3 beat one claimer 9 times");
+            panic!("three members read beat one claimer 9 times: left for a redelivery");
         };
         assert!(
             reason.contains("lost every claim on pool \"lic\" in az-a 8 times"),
@@ -513,7 +516,7 @@ mod tests {
         let after = |wait| after_pass(&releasing, &pool(), None, 0, ENI, wait);
         assert_eq!(after(Wait::ForRelease), AfterPass::WaitForRelease);
         // out of time is not a failure: the launch is left for a redelivery
-        let AfterPass::OutOfTime(reason) = after(Wait::NoTimeLeft) else {
+        let AfterPass::Unfinished(reason) = after(Wait::NoTimeLeft) else {
             panic!("a launch out of time gave up");
         };
         assert!(

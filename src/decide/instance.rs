@@ -2,7 +2,7 @@
 //! pinhook's, and what its state change does, on the later of what the event says and what
 //! EC2's read shows.
 
-use crate::config::HookConfig;
+use crate::config::{HookConfig, PinKind, PoolName};
 use crate::model::{Ec2Instance, RunState};
 
 /// What a state change does to an instance without a group.
@@ -13,19 +13,28 @@ pub enum Acting {
         config: HookConfig,
         availability_zone: String,
     },
-    /// It is leaving or gone: give back what it holds of the pool its tags name.
-    Release(HookConfig),
+    /// It is leaving or gone: give back what it holds of the pool its tags name (of both kinds
+    /// when its `pinhook:pin` tag cannot be read).
+    Release {
+        pool: PoolName,
+        kind: Option<PinKind>,
+    },
     /// It is stopped or stopping: EC2 keeps an attached ENI and an associated address through
     /// stop and start, so it keeps its member.
     Keep(String),
-    /// Its tags name pinhook but cannot be used: why.
-    Unusable(String),
+    /// It is pinhook's but cannot be pinned: its tags cannot be used, or EC2 does not say
+    /// where it runs. Why.
+    Refused(String),
     /// EC2's read shows the instance before the state the event proves it reached (not listed
     /// yet, or still stopped after a `running` event): the read may not have caught up.
     Behind(String),
     /// Not pinhook's to act on: why.
     Ignore(String),
 }
+
+/// The tags an instance's pool and kind are read from when the others cannot be used.
+const POOL: &str = crate::config::POOL_TAG;
+const PIN: &str = crate::config::PIN_TAG;
 
 /// Where a state lies in an instance's life, for the later of two reports of it.
 fn stage(state: &RunState) -> Stage {
@@ -60,15 +69,29 @@ pub fn state_change(event: &RunState, read: Option<&Ec2Instance>) -> Acting {
             "the instance belongs to Auto Scaling group {group:?}, whose lifecycle hooks serve it"
         ));
     }
-    let config = match HookConfig::from_tags(&read.tags) {
-        None => return Acting::Ignore("the instance has no pinhook:pin tag".into()),
-        Some(Err(error)) => return Acting::Unusable(error),
-        Some(Ok(config)) => config,
-    };
     // Shutting down and terminated are final, whoever reports them; otherwise the event proves
     // its state was reached, and a read that shows a stop after a start has not caught up.
+    let gone = stage(event) == Stage::Gone || stage(&read.state) == Stage::Gone;
+    let config = match HookConfig::from_tags(&read.tags) {
+        None => return Acting::Ignore("the instance has no pinhook:pin tag".into()),
+        // What it holds goes back all the same, by the pool its tags name.
+        Some(Err(error)) if gone => {
+            return match read.tag(POOL).and_then(PoolName::parse) {
+                Some(pool) => Acting::Release {
+                    pool,
+                    kind: read.tag(PIN).and_then(|p| p.parse().ok()),
+                },
+                None => Acting::Refused(format!("{error}; nothing can be released")),
+            };
+        }
+        Some(Err(error)) => return Acting::Refused(error),
+        Some(Ok(config)) => config,
+    };
     match (stage(event), stage(&read.state)) {
-        (Stage::Gone, _) | (_, Stage::Gone) => Acting::Release(config),
+        (Stage::Gone, _) | (_, Stage::Gone) => Acting::Release {
+            pool: config.pool,
+            kind: Some(config.pin.kind()),
+        },
         (Stage::Up, Stage::Up) => match &read.availability_zone {
             Some(zone) => Acting::Pin {
                 config,
@@ -98,6 +121,9 @@ pub fn caught_up(event: &RunState, read: Option<&Ec2Instance>) -> Acting {
         (Acting::Behind(reason), None) => Acting::Ignore(format!(
             "{reason}, and still not after the consistency window: nothing to do"
         )),
+        (Acting::Behind(reason), Some(read)) if stage(&read.state) == Stage::Up => {
+            Acting::Refused(format!("{reason}, still after the consistency window"))
+        }
         (Acting::Behind(reason), Some(read)) => Acting::Keep(format!(
             "{reason} after the consistency window: it is {}, and keeps what it holds",
             read.state
@@ -111,7 +137,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::config::{Pin, PoolName};
+    use crate::config::Pin;
     use crate::decide::fixtures::id;
 
     fn instance(state: &str, tags: &[(&str, &str)]) -> Ec2Instance {
@@ -162,7 +188,13 @@ mod tests {
             ("stopped", "terminated"),
         ] {
             assert!(
-                matches!(acts(event, read), Acting::Release(_)),
+                matches!(
+                    acts(event, read),
+                    Acting::Release {
+                        kind: Some(PinKind::Eip),
+                        ..
+                    }
+                ),
                 "{event}/{read}"
             );
         }
@@ -196,10 +228,36 @@ mod tests {
         };
         assert!(why.contains("\"web\""), "{why}");
         let broken = instance("running", &[("pinhook:pin", "eip")]);
-        let Acting::Unusable(why) = state_change(&RunState::Running, Some(&broken)) else {
+        let Acting::Refused(why) = state_change(&RunState::Running, Some(&broken)) else {
             panic!("unusable tags are reported");
         };
         assert!(why.contains("pinhook:pool"), "{why}");
+        // Leaving, it gives back what it holds by the pool it names, whatever else is wrong
+        let leaving = instance(
+            "terminated",
+            &[("pinhook:pin", "nic"), ("pinhook:pool", "egress")],
+        );
+        assert_eq!(
+            state_change(&RunState::Terminated, Some(&leaving)),
+            Acting::Release {
+                pool: PoolName::parse("egress").unwrap(),
+                kind: None
+            }
+        );
+        // and a running instance EC2 describes without its AZ is refused once the read had
+        // time to catch up
+        let nowhere = Ec2Instance {
+            availability_zone: None,
+            ..instance("running", &EIP)
+        };
+        assert!(matches!(
+            state_change(&RunState::Running, Some(&nowhere)),
+            Acting::Behind(_)
+        ));
+        assert!(matches!(
+            caught_up(&RunState::Running, Some(&nowhere)),
+            Acting::Refused(_)
+        ));
     }
 
     #[test]

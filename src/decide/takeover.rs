@@ -53,7 +53,8 @@ pub fn takeover_victims<'a, M: PoolMember>(
         .filter_map(|m| {
             let holder = m.holder_instance().filter(|h| *h != instance)?;
             let rank = match asg.iter().find(|s| &s.instance == holder) {
-                // never from a group the instance is not in (an instance without one: any)
+                // never from a group the instance is not in (an instance without a group: never
+                // from any group's instance)
                 Some(s) if Some(s.group.as_str()) != group => return None,
                 Some(s) if s.state.is_leaving() => 0,
                 Some(s) if !s.healthy => 1,

@@ -13,7 +13,7 @@ use super::outcome::{Handled, HandlerError, Outcome, Story, Summary};
 use super::release::release_holder;
 use crate::aws::{AutoScalingApi, AwsError, Ec2Api};
 use crate::claim::{self, ClaimReport, Claimed, Request, Subject, Tally};
-use crate::config::{DeviceIndex, HookConfig, Pin, Takeover};
+use crate::config::{DeviceIndex, HookConfig, Pin, PinKind, PoolName, Takeover};
 use crate::context::{CallWindow, Ctx, Deadline};
 use crate::decide::{self, Acting};
 use crate::event::StateChange;
@@ -35,7 +35,7 @@ pub(super) async fn state_change<A: AutoScalingApi, E: Ec2Api>(
     let mut story = Story::of_instance(&change.instance, &change.state);
     let acting = match window.bound(converged(ctx, change)).await {
         Ok(acting) => acting,
-        Err(err) => return not_pinned(story, &change.instance, err),
+        Err(err) => return not_pinned(story, change, err),
     };
     match acting {
         Acting::Pin {
@@ -50,12 +50,13 @@ pub(super) async fn state_change<A: AutoScalingApi, E: Ec2Api>(
                     result: Ok(story.summary),
                     metrics: vec![story.metrics],
                 },
-                Err(err) => not_pinned(story, &change.instance, err),
+                Err(err) => not_pinned(story, change, err),
             }
         }
-        Acting::Release(config) => {
-            story.about_pool(&config.pool);
-            release(ctx, &change.instance, &config, until, story).await
+        Acting::Release { pool, kind } => {
+            story.about_pool(&pool);
+            let releasing = release(ctx, &change.instance, &pool, kind, until, story);
+            window.bound(releasing).await
         }
         Acting::Keep(reason) => {
             info!(%reason, "nothing to change");
@@ -63,8 +64,8 @@ pub(super) async fn state_change<A: AutoScalingApi, E: Ec2Api>(
             story.summary.reason = Some(reason);
             Handled::answer(story.summary)
         }
-        Acting::Unusable(error) => {
-            error!(%error, "the instance's pinhook tags cannot be used");
+        Acting::Refused(error) => {
+            error!(%error, "the instance cannot be pinned");
             story.metrics.add(metrics::NOT_PINNED, 1.0);
             story.summary.outcome = Outcome::NotPinned;
             story.summary.reason = Some(error);
@@ -237,55 +238,68 @@ pub(super) async fn pin_without_action<A: AutoScalingApi, E: Ec2Api, K: MemberKi
     Ok(PinnedOrNot { result, tally })
 }
 
-/// Gives back what the instance holds of the pool its tags name: it is leaving or gone, and
-/// takes its own tags with it.
+/// Gives back what the instance holds of the pool its tags name (of both kinds when its kind
+/// is unknown): it is leaving or gone, and takes its own tags with it. A release that AWS's
+/// transient errors kept from finishing is returned to Lambda for a retry; the sweep also
+/// comes back to it.
 async fn release<A: AutoScalingApi, E: Ec2Api>(
     ctx: Ctx<'_, A, E>,
     instance: &InstanceId,
-    config: &HookConfig,
+    pool: &PoolName,
+    kind: Option<PinKind>,
     until: Instant,
     mut story: Story,
 ) -> Handled {
-    let on = Binding::new(ctx, &config.pool, instance);
+    let on = Binding::new(ctx, pool, instance);
     // The device index plays no part in a release.
-    let released = match config.pin {
-        Pin::Eni { .. } => {
-            let kind = EniKind::new(on, DeviceIndex::PRIMARY);
-            release_holder(ctx, kind, until, false).await
-        }
-        Pin::Eip { .. } => {
-            let kind = EipKind::new(on, DeviceIndex::PRIMARY);
-            release_holder(ctx, kind, until, false).await
-        }
-    };
-    story
-        .metrics
-        .add(metrics::RELEASED, released.members().len() as f64);
-    story
-        .metrics
-        .add(metrics::RELEASE_FAILED, released.failed() as f64);
-    story.summary.member = released.given_back().first().map(|m| (*m).to_owned());
+    let index = DeviceIndex::PRIMARY;
+    let mut results = Vec::new();
+    if kind != Some(PinKind::Eip) {
+        results.push(release_holder(ctx, EniKind::new(on, index), until, false).await);
+    }
+    if kind != Some(PinKind::Eni) {
+        results.push(release_holder(ctx, EipKind::new(on, index), until, false).await);
+    }
+    let given_back: Vec<String> = results
+        .iter()
+        .flat_map(|r| r.given_back())
+        .map(str::to_owned)
+        .collect();
+    let released: usize = results.iter().map(|r| r.members().len()).sum();
+    let failed: usize = results.iter().map(|r| r.failed()).sum();
+    story.metrics.add(metrics::RELEASED, released as f64);
+    story.metrics.add(metrics::RELEASE_FAILED, failed as f64);
+    story.summary.member = given_back.first().cloned();
+    let reasons: Vec<String> = results
+        .iter()
+        .map(|r| r.outcome(pool).unwrap_or_else(|failure| failure))
+        .collect();
+    let reason = reasons.join("; ");
+    if results.iter().any(|r| r.transient()) {
+        warn!(%reason, "release unfinished; a retry or the sweep goes on");
+        return story.retry(HandlerError::NotYet {
+            instance: instance.clone(),
+            reason,
+        });
+    }
     story.summary.outcome = Outcome::Released;
-    story.summary.reason = Some(match released.outcome(&config.pool) {
-        Ok(reason) => reason,
-        Err(reason) => {
-            warn!(%reason, "release failed; the sweep tries again");
-            reason
-        }
-    });
+    story.summary.reason = Some(reason);
     Handled {
         result: Ok(story.summary),
         metrics: vec![story.metrics],
     }
 }
 
-/// An AWS error kept the instance from its member: counted, left to the sweep, and returned to
+/// An AWS error stopped the story: counted (for a start), left to the sweep, and returned to
 /// Lambda when a redelivery may get past it.
-fn not_pinned(mut story: Story, instance: &InstanceId, err: AwsError) -> Handled {
-    story.metrics.add(metrics::NOT_PINNED, 1.0);
+fn not_pinned(mut story: Story, change: &StateChange, err: AwsError) -> Handled {
+    // Only a start is a pin that did not happen; a stop or a termination read in vain is not.
+    if matches!(change.state, RunState::Pending | RunState::Running) {
+        story.metrics.add(metrics::NOT_PINNED, 1.0);
+    }
     if err.is_transient() {
         let error = HandlerError::NotYet {
-            instance: instance.clone(),
+            instance: change.instance.clone(),
             reason: err.to_string(),
         };
         return story.retry(error);

@@ -70,6 +70,8 @@ async fn launch_with<A: AutoScalingApi, E: Ec2Api, K: MemberKind>(
     // The first try's reason: the later ones often only say that the window ran out.
     let mut first: Option<String> = None;
     let mut tries = 0;
+    // Tries may go on for longer than the hook's heartbeat timeout: the action is kept alive.
+    let mut heartbeat_due = started + ctx.settings.heartbeat_interval;
     loop {
         tries += 1;
         let tried = try_launch(ctx, action, config, kind(), takeover, until, &mut story).await;
@@ -104,6 +106,17 @@ async fn launch_with<A: AutoScalingApi, E: Ec2Api, K: MemberKind>(
         first.get_or_insert_with(|| reason.clone());
         warn!(%reason, pause_ms = pause.as_millis() as u64, "unfinished; trying again from the reads");
         story.metrics.add(metrics::TRIED_AGAIN, 1.0);
+        if Instant::now() >= heartbeat_due {
+            let window = CallWindow {
+                end: until,
+                attempt: ctx.settings.attempt_timeout,
+            };
+            match window.bound(ctx.asg.record_heartbeat(&action_ref)).await {
+                Ok(()) => info!("lifecycle heartbeat sent between tries"),
+                Err(err) => warn!(error = %err, "could not send a lifecycle heartbeat"),
+            }
+            heartbeat_due = Instant::now() + ctx.settings.heartbeat_interval;
+        }
         tokio::time::sleep(pause.min(left - LAST_TRY / 2)).await;
         pause = (pause * 2).min(ctx.settings.max_backoff);
     }

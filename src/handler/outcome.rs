@@ -150,7 +150,7 @@ pub enum HandlerError {
         reason: String,
     },
     #[error(
-        "instance {instance} got no member yet: {reason}; a redelivery of the event (or the sweep) carries on"
+        "instance {instance} is not done with yet: {reason}; a redelivery of the event (or the sweep) carries on"
     )]
     NotYet {
         instance: InstanceId,

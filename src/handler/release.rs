@@ -15,7 +15,7 @@ use crate::config::{DeviceIndex, HOLDER_TAG, HookMetadata, Pin, PoolName};
 use crate::context::{CallWindow, Ctx, Deadline};
 use crate::decide::{self, Checked, Release, Stale};
 use crate::event::LifecycleAction;
-use crate::member::{Binding, EipKind, EniKind, MemberKind};
+use crate::member::{Binding, EipKind, EniKind, MemberKind, NotReleased};
 use crate::metrics;
 use crate::model::{InstanceId, Location, PoolMember};
 use futures_util::future::join_all;
@@ -31,10 +31,12 @@ pub(crate) struct Released {
     holder_tags: Vec<String>,
     /// The instance's own lease tags to clear (it returns to the warm pool, keeping its tags).
     lease_tags: Vec<&'static str>,
+    /// A failure was transient.
+    transient: bool,
 }
 
 impl Released {
-    fn record(&mut self, id: &str, result: Result<(), String>) {
+    fn record(&mut self, id: &str, result: Result<(), NotReleased>) {
         match result {
             Ok(()) => {
                 info!(member = id, "released");
@@ -42,9 +44,16 @@ impl Released {
             }
             Err(reason) => {
                 error!(member = id, %reason, "release failed; the sweep will retry it");
+                self.transient |= matches!(reason, NotReleased::Transient(_));
                 self.failures.push(format!("{id}: {reason}"));
             }
         }
+    }
+
+    /// Whether a release failed for a reason a later try may get past (AWS's transient
+    /// errors, the time).
+    pub(crate) fn transient(&self) -> bool {
+        self.transient
     }
 
     /// The members released.
@@ -292,8 +301,7 @@ async fn release_kind<K: MemberKind>(
     let members = match listed {
         Ok(members) => members,
         Err(err) => {
-            let reason = format!("listing the pool failed: {err}");
-            released.record(pool.as_str(), Err(reason));
+            released.record(pool.as_str(), Err(NotReleased::from(err)));
             return;
         }
     };

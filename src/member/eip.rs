@@ -3,9 +3,10 @@
 
 use tokio::time::Instant;
 
-use super::{Binding, Member, MemberKind, Ready, Refusal, Slot, poll_until};
+use super::{Binding, Member, MemberKind, NotReleased, Ready, Refusal, Slot, poll_until};
 use crate::aws::{AddressFilter, AwsError, Ec2Api, EniFilter, ErrorKind, Resource};
 use crate::config::{DeviceIndex, INSTANCE_EIP_TAG, PoolName};
+use crate::context::CallWindow;
 use crate::decide;
 use crate::model::{Address, Eni, InstanceId, PoolMember};
 
@@ -98,6 +99,13 @@ impl<E: Ec2Api> MemberKind for EipKind<'_, E> {
         })
         .await?;
         let Some(receiver) = found else {
+            // The function's deadline is no fact about the instance: the redelivery looks again.
+            if CallWindow::current().is_some_and(|w| w.remaining() <= self.on.poll) {
+                return Err(AwsError::transient(
+                    "ec2:DescribeNetworkInterfaces",
+                    format!("{instance} had no attached interface at device index {index} yet when the function's time ran out").into(),
+                ));
+            }
             return Ok(Ready::Refused(format!(
                 "{instance} has no attached interface at device index {index} (\"interface\" in the hook metadata); with an ENI hook attaching it, give that hook time to finish"
             )));
@@ -201,14 +209,15 @@ impl<E: Ec2Api> MemberKind for EipKind<'_, E> {
         member: &Address,
         _holder: &InstanceId,
         _until: Instant,
-    ) -> Result<(), String> {
+    ) -> Result<(), NotReleased> {
         let Some(association) = member.association.as_ref().and_then(|a| a.id.as_ref()) else {
-            return Err("AWS described the association without an association id".into());
+            let reason = "AWS described the association without an association id";
+            return Err(NotReleased::Failed(reason.into()));
         };
         match self.on.ec2.disassociate_address(association).await {
             Ok(()) => Ok(()),
             Err(err) if err.not_found().is_some() => Ok(()),
-            Err(err) => Err(err.to_string()),
+            Err(err) => Err(err.into()),
         }
     }
 }

@@ -4,7 +4,7 @@
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::{Binding, Member, MemberKind, Refusal, Slot, poll_until};
+use super::{Binding, Member, MemberKind, NotReleased, Refusal, Slot, poll_until};
 use crate::aws::{AwsError, Ec2Api, EniFilter, ErrorKind, Resource};
 use crate::config::{DeviceIndex, INSTANCE_ENI_TAG, PoolName};
 use crate::model::{AttachmentStatus, Eni, InstanceId, PoolMember};
@@ -208,22 +208,23 @@ impl<E: Ec2Api> MemberKind for EniKind<'_, E> {
         member: &Eni,
         holder: &InstanceId,
         until: Instant,
-    ) -> Result<(), String> {
+    ) -> Result<(), NotReleased> {
         // Never the primary interface, never an attachment to anyone but the holder.
         if member.attachment_instance() != Some(holder) || member.is_primary() {
             return Ok(());
         }
         let Some(attachment) = member.attachment.as_ref().and_then(|a| a.id.as_ref()) else {
-            return Err("AWS described the attachment without an attachment id".into());
+            let reason = "AWS described the attachment without an attachment id";
+            return Err(NotReleased::Failed(reason.into()));
         };
         match self.on.ec2.detach_network_interface(attachment).await {
             Ok(()) => {}
             Err(err) if err.not_found().is_some() => {}
-            Err(err) => return Err(err.to_string()),
+            Err(err) => return Err(err.into()),
         }
         let (ec2, eni) = (self.on.ec2, &member.id);
         let detached = poll_until(self.on.poll, until, || async move {
-            Ok::<_, String>(match ec2.network_interface(eni).await {
+            Ok::<_, NotReleased>(match ec2.network_interface(eni).await {
                 Ok(None) => Some(()),
                 Ok(Some(current)) if current.attachment_instance() != Some(holder) => Some(()),
                 Ok(Some(_)) => None,
@@ -231,10 +232,16 @@ impl<E: Ec2Api> MemberKind for EniKind<'_, E> {
                     warn!(error = %err, "could not read the interface; waiting on");
                     None
                 }
-                Err(err) => return Err(err.to_string()),
+                Err(err) => return Err(err.into()),
             })
         })
         .await?;
-        detached.ok_or_else(|| format!("{eni} was still attached when the wait ran out"))
+        detached.ok_or_else(|| {
+            let why = format!("{eni} was still attached when the wait ran out");
+            NotReleased::Transient(AwsError::transient(
+                "ec2:DetachNetworkInterface",
+                why.into(),
+            ))
+        })
     }
 }

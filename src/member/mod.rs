@@ -190,7 +190,35 @@ pub trait MemberKind: Send + Sync {
         member: &Self::Member,
         holder: &InstanceId,
         until: Instant,
-    ) -> impl Future<Output = Result<(), String>> + Send;
+    ) -> impl Future<Output = Result<(), NotReleased>> + Send;
+}
+
+/// Why a member was not released.
+#[derive(Debug)]
+pub enum NotReleased {
+    /// AWS's transient errors (throttling, 5xx, timeouts), or the time, kept it from finishing:
+    /// a later try goes on.
+    Transient(AwsError),
+    /// Why it cannot be released.
+    Failed(String),
+}
+
+impl std::fmt::Display for NotReleased {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Transient(err) => write!(f, "{err}"),
+            Self::Failed(reason) => f.write_str(reason),
+        }
+    }
+}
+
+impl From<AwsError> for NotReleased {
+    fn from(err: AwsError) -> Self {
+        match err.is_transient() {
+            true => Self::Transient(err),
+            false => Self::Failed(err.to_string()),
+        }
+    }
 }
 
 /// Runs `step` every `interval` until it has an answer, or until `until`: `Ok(None)` then.

@@ -274,7 +274,7 @@ async fn throttling_that_outlasts_the_retries_is_returned_for_redelivery_without
     assert!(describe.num_calls() > attempts, "{}", describe.num_calls());
     assert!(err.to_string().contains("tries"), "{err}");
     assert_eq!(complete.num_calls(), 0);
-    assert_eq!(heartbeat.num_calls(), 1);
+    assert!(heartbeat.num_calls() >= 1, "{}", heartbeat.num_calls());
     assert_eq!(
         ec2.attach.num_calls(),
         0,
@@ -304,7 +304,8 @@ async fn server_errors_on_attach_are_returned_for_redelivery() {
     assert!(matches!(err, HandlerError::Unfinished { .. }), "{err}");
     assert!(err.to_string().contains("InternalError"), "{err}");
     assert_eq!(complete.num_calls(), 0);
-    assert_eq!(heartbeat.num_calls(), 1);
+    // kept alive while it tried again, and once more as it left the action pending
+    assert!(heartbeat.num_calls() >= 1, "{}", heartbeat.num_calls());
 }
 
 #[tokio::test(start_paused = true)]

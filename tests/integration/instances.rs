@@ -79,13 +79,20 @@ async fn a_tagged_instance_gets_a_member_and_gives_it_back_on_termination(pin: P
     let shutting = world.deliver(&seen["shutting-down"]).await;
     let terminated = world.deliver(&seen["terminated"]).await;
 
-    // Then the member is back in the pool, its holder tag cleared, whichever event came first
+    // Then the member is back in the pool and its holder tag cleared by the first of them; the
+    // second finds nothing left to give back
     assert_eq!(shutting.outcome, Outcome::Released, "{pin}: {shutting:?}");
+    assert_eq!(
+        shutting.member.as_deref(),
+        Some(members[0].as_str()),
+        "{pin}"
+    );
     assert_eq!(
         terminated.outcome,
         Outcome::Released,
         "{pin}: {terminated:?}"
     );
+    assert_eq!(terminated.member, None, "{pin}: {terminated:?}");
     assert_eq!(holder(&world, pin, &members[0]).await, None);
     let tag = match pin {
         Pin::Eni => world.eni_state(&members[0]).await.holder,
@@ -345,7 +352,9 @@ async fn the_sweep_pins_a_node_whose_event_was_lost_and_releases_one_that_is_gon
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     // When the sweep runs, serving no group
+    let before = world.emulator.call_counts();
     let report = world.sweep(&[], false).await;
+    let calls = world.emulator.calls_since(&before);
 
     // Then it shows the node beside the pool, pins the lost one, and clears the holder tag of
     // the member the gone one held
@@ -359,6 +368,8 @@ async fn the_sweep_pins_a_node_whose_event_was_lost_and_releases_one_that_is_gon
         "{plan:?}"
     );
     assert!(report.done.iter().all(|d| d.ok), "{report:?}");
+    // (and asked Auto Scaling for no group at all)
+    assert_eq!(calls.get("DescribeAutoScalingGroups"), None, "{calls:?}");
     let held = holder_of(&world, Pin::Eip, &addresses, &lost).await;
     assert!(held.is_some(), "{report:?}");
     // (the lost node may well have been given that very address once it was free again)

@@ -2,6 +2,7 @@
 //! one of the pool's groups or running as a tagged instance, in flight, leaving, stopped,
 //! elsewhere, or unknown.
 
+use crate::config::{PIN_TAG, POOL_TAG};
 use crate::decide::HolderStates;
 use crate::model::{Group, GroupInstance, InstanceId, LifecycleState, PoolMember, RunState};
 
@@ -132,6 +133,21 @@ impl Holders<'_> {
             Some(i) if i.state == RunState::Pending => {
                 Standing::InFlight("pending in EC2, in no group yet".into())
             }
+            // Tagged for the pool, though not in the sweep's own read of the tagged instances
+            // (pinned since, or with tags that cannot all be used): never taken from.
+            Some(i) if i.tag(PIN_TAG).is_some() && i.tag(POOL_TAG) == Some(spec.pool.as_str()) => {
+                match i.state {
+                    RunState::Stopping | RunState::Stopped => {
+                        Standing::Stopped(i.state.to_string())
+                    }
+                    RunState::Running => Standing::Serving,
+                    _ => Standing::InFlight(format!("{}, tagged for the pool", i.state)),
+                }
+            }
+            Some(i) if spec.groups.is_empty() => Standing::Leaving(format!(
+                "its holder ({}) is neither in an Auto Scaling group nor tagged for the pool",
+                i.state
+            )),
             Some(i) => Standing::Leaving(format!(
                 "its holder ({}) is in no Auto Scaling group: detached from {}",
                 i.state,

@@ -430,6 +430,48 @@ mod tests {
     }
 
     #[test]
+    fn a_node_tagged_for_the_pool_keeps_its_member_though_the_sweep_read_it_before() {
+        // Given a running instance without a group, tagged for the pool, that the sweep's read
+        // of tagged instances did not list (pinned since), and a stopped one
+        let spec = spec(r#"{"pin":"eni","pool":"lic"}"#);
+        let groups = [group(vec![])];
+        let members = [
+            eni(1, Some("i-7"), Some("i-7")),
+            eni(2, Some("i-8"), Some("i-8")),
+        ];
+        let tagged = |i: &str, state| Ec2Instance {
+            tags: [("pinhook:pin", "eni"), ("pinhook:pool", "lic")]
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            ..Ec2Instance::new(id(i), state)
+        };
+        let outside = HolderStates {
+            asg: vec![],
+            ec2: Some(vec![
+                tagged("i-7", RunState::Running),
+                tagged("i-8", RunState::Stopped),
+            ]),
+        };
+        let holders = Holders {
+            groups: &groups,
+            outside: &outside,
+        };
+
+        let plan = plan(&spec, &members, &holders, UNIX_EPOCH, Duration::ZERO);
+
+        // Then neither member is released: the running one serves, the stopped one is reported
+        assert!(plan.repairs.is_empty(), "{:?}", plan.repairs);
+        let stopped: Vec<&Finding> = plan
+            .findings
+            .iter()
+            .filter(|f| f.kind == FindingKind::HeldByStopped)
+            .collect();
+        assert_eq!(stopped.len(), 1, "{:?}", plan.findings);
+        assert!(stopped[0].message.contains("i-8"), "{:?}", stopped[0]);
+    }
+
+    #[test]
     fn a_holder_that_cannot_be_read_is_left_alone() {
         let spec = spec(r#"{"pin":"eni","pool":"lic"}"#);
         let groups = [group(vec![])];
