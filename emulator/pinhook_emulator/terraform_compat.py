@@ -7,6 +7,7 @@ those and nothing else; each patch says which call needs it and what AWS does.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from typing import Any
@@ -23,15 +24,22 @@ from moto.sqs import models as sqs_models
 MANAGED_POLICIES = ("AWSLambdaBasicExecutionRole",)
 
 
+@functools.cache
+def _managed_policy_data() -> dict[str, Any]:
+    # Every IAM backend (one per account, made again at each reset) needs these; moto's data is
+    # megabytes of JSON, so it is parsed once per process, not once per backend.
+    data = json.loads(aws_managed_policies_data)
+    return {name: data[name] for name in MANAGED_POLICIES}
+
+
 def _with_managed_policies(original: Callable[[Any], list[Any]]) -> Callable[[Any], list[Any]]:
     def init(self: Any) -> list[Any]:
         loaded = original(self)
         if loaded:
             return loaded
-        data = json.loads(aws_managed_policies_data)
         return [
-            iam_models.AWSManagedPolicy.from_data(name, self.account_id, self.region_name, data[name])
-            for name in MANAGED_POLICIES
+            iam_models.AWSManagedPolicy.from_data(name, self.account_id, self.region_name, data)
+            for name, data in _managed_policy_data().items()
         ]
 
     return init

@@ -325,27 +325,4 @@ impl Story {
             metrics: Default::default(),
         }
     }
-
-    /// The claim's figures.
-    pub(super) fn count(&mut self, tally: &Tally) {
-        self.metrics
-            .add(metrics::CLAIM_CONFLICTS, f64::from(tally.conflicts));
-        if let Some(free) = tally.free_members {
-            self.metrics
-                .set(metrics::FREE_MEMBERS, free as f64, "Count");
-        }
-        if tally.taken_over {
-            self.metrics.add(metrics::TAKEN_OVER, 1.0);
-        }
-        if tally.exhausted {
-            self.metrics.add(metrics::POOL_EXHAUSTED, 1.0);
-        }
-        if !tally.booted.is_zero() {
-            self.metrics.set(
-                metrics::BOOT_WAIT,
-                tally.booted.as_millis() as f64,
-                "Milliseconds",
-            );
-        }
-    }
 }

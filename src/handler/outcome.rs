@@ -7,6 +7,7 @@ use tracing::{error, info, warn};
 
 use super::sweep::SweepReport;
 use crate::aws::{AutoScalingApi, AwsError, ErrorKind, Transient};
+use crate::claim::Tally;
 use crate::config::PoolName;
 use crate::context::{CallWindow, Ctx, Deadline};
 use crate::decide::Stale;
@@ -236,6 +237,29 @@ impl Story {
     pub fn in_zone(&mut self, zone: &str) {
         self.summary.availability_zone = Some(zone.to_owned());
         self.metrics.availability_zone = Some(zone.to_owned());
+    }
+
+    /// The claim's figures.
+    pub fn count(&mut self, tally: &Tally) {
+        self.metrics
+            .add(metrics::CLAIM_CONFLICTS, f64::from(tally.conflicts));
+        if let Some(free) = tally.free_members {
+            self.metrics
+                .set(metrics::FREE_MEMBERS, free as f64, "Count");
+        }
+        if tally.taken_over {
+            self.metrics.add(metrics::TAKEN_OVER, 1.0);
+        }
+        if tally.exhausted {
+            self.metrics.add(metrics::POOL_EXHAUSTED, 1.0);
+        }
+        if !tally.booted.is_zero() {
+            self.metrics.set(
+                metrics::BOOT_WAIT,
+                tally.booted.as_millis() as f64,
+                "Milliseconds",
+            );
+        }
     }
 
     /// A failure a redelivery can get past: nothing completed.

@@ -178,6 +178,10 @@ pub fn pinhook_cli(endpoint: &str, args: &[&std::ffi::OsStr]) -> std::process::O
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("PINHOOK_CONSISTENCY_WINDOW_MS", "500")
+        // The CLI sends no clock header, so the emulator's clock moves a tick per request: a
+        // wait for an attachment takes the same polls at any interval, and a short one keeps
+        // them from waiting in real time.
+        .env("PINHOOK_POLL_INTERVAL_MS", "100")
         .env_remove("AWS_PROFILE")
         .output()
         .expect("running the pinhook binary")

@@ -504,3 +504,80 @@ fn the_state_change_rule_and_its_statements_serve_tagged_instances_outside_any_g
         json!(["pinhook:eni", "pinhook:eip"])
     );
 }
+
+/// The alarms on one set of parameters: name → properties.
+fn alarms(template: &Value) -> BTreeMap<String, Value> {
+    template["Resources"]
+        .as_object()
+        .expect("the template's resources")
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::CloudWatch::Alarm")
+        .map(|(name, r)| (name.clone(), r["Properties"].clone()))
+        .collect()
+}
+
+#[test]
+fn the_alarms_watch_failed_actions_exhausted_pools_failed_releases_drift_and_dead_letters() {
+    use pinhook::metrics::{DRIFT, FAILED_ACTIONS, POOL_EXHAUSTED, RELEASE_FAILED};
+    let topic = "arn:aws:sns:us-east-1:123456789012:oncall";
+    let template = template_given(
+        &["licensed-app"],
+        &[],
+        true,
+        &[
+            ("AlarmTopicArn", json!(topic)),
+            ("CreateAlarmTopic", json!("true")),
+        ],
+    );
+    let alarms = alarms(&template);
+    // pinhook's own metrics, each by the name src/metrics.rs emits, over every pool (a Metrics
+    // Insights query), firing on the first count; drift only when it persists over three sweeps
+    for (metric, periods) in [
+        (FAILED_ACTIONS, 1),
+        (POOL_EXHAUSTED, 1),
+        (RELEASE_FAILED, 1),
+        (DRIFT, 3),
+    ] {
+        let (name, alarm) = alarms
+            .iter()
+            .find(|(_, a)| {
+                as_list(&a["Metrics"]).iter().any(|m| {
+                    m["Expression"]
+                        .as_str()
+                        .is_some_and(|e| e.contains(&format!("({metric})")))
+                })
+            })
+            .unwrap_or_else(|| panic!("no alarm watches {metric}: {alarms:?}"));
+        assert_eq!(alarm["Threshold"], json!(0), "{name}");
+        assert_eq!(
+            alarm["ComparisonOperator"], "GreaterThanThreshold",
+            "{name}"
+        );
+        assert_eq!(alarm["EvaluationPeriods"], json!(periods), "{name}");
+        assert_eq!(alarm["DatapointsToAlarm"], json!(periods), "{name}");
+        assert_eq!(alarm["TreatMissingData"], "notBreaching", "{name}");
+    }
+    // and both dead-letter queues
+    let mut queues: Vec<&Value> = alarms
+        .values()
+        .filter(|a| a["MetricName"] == "ApproximateNumberOfMessagesVisible")
+        .map(|a| &a["Dimensions"][0]["Value"])
+        .collect();
+    queues.sort_by_key(|v| v.to_string());
+    assert_eq!(
+        queues,
+        [
+            &json!("getatt:DeadLetterQueue.QueueName"),
+            &json!("getatt:LifecycleQueueDeadLetters.QueueName")
+        ]
+    );
+    assert_eq!(alarms.len(), 6, "{:?}", alarms.keys());
+    // every one notifies the topic the stack creates and the one it was given
+    for (name, alarm) in &alarms {
+        assert_eq!(
+            alarm["AlarmActions"],
+            json!(["ref:AlarmTopic", topic]),
+            "{name}"
+        );
+    }
+}
