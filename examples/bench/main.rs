@@ -64,8 +64,9 @@ struct Options {
     /// Milliseconds added to every AWS call in the scale run.
     #[arg(long, default_value_t = 50)]
     scale_latency_ms: u64,
-    /// Groups the scale run's launches are spread over, each with a pool of its own.
-    #[arg(long, default_value_t = 10)]
+    /// Groups the scale run's launches are spread over, each with a pool of its own (one: the
+    /// hardest case, every launch contending for one pool).
+    #[arg(long, default_value_t = 1)]
     scale_groups: usize,
     /// Pool sizes whose one-launch cost is measured (0: skipped).
     #[arg(long, value_delimiter = ',', default_values_t = [10, 100, 1000])]

@@ -1,5 +1,6 @@
-//! The scale run: N ENI launches into several groups over three AZs (each group with a pool of
-//! its own) under AWS's rate limits, against the time the limits alone allow for the calls made.
+//! The scale run: N ENI launches into one group (or several, each with a pool of its own) over
+//! three AZs under AWS's rate limits, against the time the limits alone allow for the calls
+//! made.
 
 use std::path::Path;
 use std::time::Duration;
@@ -227,10 +228,13 @@ async fn three_subnets(world: &World) -> Vec<String> {
 }
 
 pub fn print(scale: &Value) {
+    let groups = match scale["groups"].as_u64() {
+        Some(1) => "one group".to_owned(),
+        n => format!("{} groups", n.unwrap_or(0)),
+    };
     println!(
-        "scale run: {} ENI launches into {} groups over {} AZs ({} pool members), concurrency {}, {} ms added to every AWS call, AWS's rate limits on",
+        "scale run: {} ENI launches into {groups} over {} AZs ({} pool members), concurrency {}, {} ms added to every AWS call, AWS's rate limits on",
         scale["launches"],
-        scale["groups"],
         scale["availability_zones"],
         scale["pool_members"],
         scale["concurrency"],

@@ -334,6 +334,46 @@ async fn a_stopped_and_restarted_eip_node_keeps_its_address() {
     a_stopped_and_restarted_node_keeps_its_member(Pin::Eip).await;
 }
 
+async fn a_terminated_event_read_as_running_releases(pin: Pin) {
+    // Given a pinned node, and EC2's reads two seconds behind its state changes
+    let world = World::dedicated().await;
+    let (_, members, instance) = node(&world, pin, 1).await;
+    world
+        .emulator
+        .settings(json!({"read_lag": 2.0, "lag_mode": "max"}));
+    let pinned = world.deliver(&events(&world, &instance)["running"]).await;
+    assert_eq!(pinned.outcome, Outcome::Pinned, "{pin}: {pinned:?}");
+
+    // When it terminates and its `terminated` event arrives at once, while DescribeInstances
+    // still answers as it did: running
+    world.terminate_in_ec2(&instance).await;
+    let stale_before = world.emulator.control("GET", "settings", None)["stale_answers"].clone();
+    let summary = world
+        .deliver(&events(&world, &instance)["terminated"])
+        .await;
+    let stale_after = world.emulator.control("GET", "settings", None)["stale_answers"].clone();
+
+    // Then the event wins over the read that has not caught up: the member is given back
+    assert!(
+        stale_after.as_u64() > stale_before.as_u64(),
+        "{pin}: the read did not lag ({stale_before} → {stale_after})"
+    );
+    assert_eq!(summary.outcome, Outcome::Released, "{pin}: {summary:?}");
+    assert_eq!(summary.ec2_state.as_deref(), Some("terminated"), "{pin}");
+    world.emulator.settings(json!({"read_lag": 0.0}));
+    assert_eq!(holder(&world, pin, &members[0]).await, None, "{pin}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_terminated_event_read_as_running_gives_the_eni_back() {
+    a_terminated_event_read_as_running_releases(Pin::Eni).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_terminated_event_read_as_running_gives_the_address_back() {
+    a_terminated_event_read_as_running_releases(Pin::Eip).await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_sweep_pins_a_node_whose_event_was_lost_and_releases_one_that_is_gone() {
     // Given two tagged nodes: one whose event was lost, and one pinned that then terminated
